@@ -1,0 +1,221 @@
+'use strict'
+// The public API: thin classes over the native binding. They keep what JS
+// must own (the caller's Date and context objects, events, the handover
+// Promise), check argument types, and turn native errors into the right JS
+// error classes. Everything else happens in Rust (src/).
+
+const { EventEmitter } = require('node:events')
+const native = require('./binding.js')
+
+const TAGGED = /^\[(TypeError|RangeError)\] /
+
+/** Runs a native call and rethrows its error as TypeError/RangeError/Error. */
+function call(fn) {
+  try {
+    return fn()
+  } catch (error) {
+    const tagged = TAGGED.exec(error && error.message)
+    if (!tagged) throw error
+    const Class = tagged[1] === 'TypeError' ? TypeError : RangeError
+    throw new Class(error.message.slice(tagged[0].length))
+  }
+}
+
+function checkDate(value, name) {
+  if (Object.prototype.toString.call(value) !== '[object Date]') {
+    throw new TypeError(`${name} must be a Date; got ${describe(value)}`)
+  }
+  if (Number.isNaN(value.valueOf())) throw new TypeError(`${name} must be a valid Date; got an Invalid Date`)
+}
+
+function checkContext(context) {
+  if (context === undefined || context === null) return
+  if (typeof context !== 'object' || typeof context.id !== 'string') {
+    throw new TypeError(`context must be an object with a string id; got ${describe(context)}`)
+  }
+}
+
+function checkOptions(options) {
+  if (options !== undefined && options !== null && typeof options !== 'object') {
+    throw new TypeError(`options must be an object; got ${describe(options)}`)
+  }
+  return options || undefined
+}
+
+function checkFunction(value, name) {
+  if (typeof value !== 'function') throw new TypeError(`${name} must be a function; got ${describe(value)}`)
+}
+
+function describe(value) {
+  if (value === null) return 'null'
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`
+  return typeof value === 'object' ? Object.prototype.toString.call(value) : `${typeof value} ${String(value)}`
+}
+
+/** The original's default context id. */
+function defaultContext() {
+  return { id: `PID${process.pid}-[${Math.round(Math.random() * 1000)}]-` }
+}
+
+/** Message and stack of anything a callback threw or rejected with. */
+function errorText(error) {
+  if (error instanceof Error || (error && typeof error.stack === 'string')) return error.stack || String(error)
+  try {
+    return `non-Error value thrown: ${typeof error === 'string' ? error : JSON.stringify(error)}`
+  } catch {
+    return `non-Error value thrown: ${String(error)}`
+  }
+}
+
+/** Emits 'error' only when someone listens: the native side has logged it already. */
+function reportError(emitter, error) {
+  if (emitter.listenerCount('error') > 0) emitter.emit('error', error)
+}
+
+class HandoverPeer extends EventEmitter {
+  constructor(startedAt, context, options) {
+    super()
+    checkDate(startedAt, 'startedAt')
+    checkContext(context)
+    options = checkOptions(options)
+    /** The very Date object given, so `instanceof Date` holds in the caller's realm. */
+    this.startedAt = startedAt
+    this.context = context || defaultContext()
+    const peer = call(() => new native.NativePeer(startedAt.valueOf(), this.context.id, options, process.env))
+    Object.defineProperty(this, '_native', { value: peer })
+    this.shutdownPort = peer.port
+    this.shutdownBroadcastAddress = peer.address
+    let settle
+    /** Resolves with the handover report once this instance handed over. */
+    this.handover = new Promise((resolve) => {
+      settle = resolve
+    })
+    Object.defineProperty(this, '_nativeEvents', { value: (json) => this._onNativeEvent(JSON.parse(json), settle) })
+  }
+
+  /** True once a younger instance was heard. */
+  get shuttingDown() {
+    return this._native.shuttingDown
+  }
+
+  /** Random id carried in announcements; breaks ties between same-age instances. */
+  get instanceId() {
+    return this._native.instanceId
+  }
+
+  startBroadcasting() {
+    call(() => this._native.startBroadcasting(this._nativeEvents))
+  }
+
+  startListening(shutdownCallback) {
+    checkFunction(shutdownCallback, 'shutdownCallback')
+    // Always a Promise to the native side: a plain function, one that throws
+    // and one that rejects all settle it, with the error's text.
+    const run = async () => {
+      try {
+        await shutdownCallback()
+        return null
+      } catch (error) {
+        return errorText(error)
+      }
+    }
+    try {
+      this._native.startListening(run, this._nativeEvents)
+    } catch (error) {
+      if (/closed/.test(error.message)) throw error
+      reportError(this, error)
+    }
+  }
+
+  /** Packet counters. */
+  stats() {
+    return this._native.stats()
+  }
+
+  /** Stops announcing and listening; a handover under way still completes. */
+  close() {
+    this._native.close()
+  }
+
+  _onNativeEvent(event, settle) {
+    if (event.type === 'shuttingDown') {
+      this.emit('shuttingDown', event)
+    } else if (event.type === 'handover') {
+      settle(event)
+      this.emit('handover', event)
+    }
+  }
+}
+
+class HandoverStatus extends EventEmitter {
+  constructor(startedAt, serviceName, addresses, context, options) {
+    super()
+    checkDate(startedAt, 'startedAt')
+    if (typeof serviceName !== 'string') throw new TypeError(`serviceName must be a string; got ${describe(serviceName)}`)
+    if (!Array.isArray(addresses) || !addresses.every((a) => typeof a === 'string')) {
+      throw new TypeError(`addresses must be an array of IPv4 address strings; got ${describe(addresses)}`)
+    }
+    checkContext(context)
+    options = checkOptions(options)
+    this.startedAt = startedAt
+    this.serviceName = serviceName
+    this.addresses = addresses.slice()
+    this.context = context || defaultContext()
+    const status = call(
+      () => new native.NativeStatus(startedAt.valueOf(), serviceName, addresses, this.context.id, options, process.env),
+    )
+    Object.defineProperty(this, '_native', { value: status })
+    this.networkPort = status.port
+    this.statusBroadcastAddress = status.address
+    // A running ticker keeps the process alive, as a JS interval would.
+    Object.defineProperty(this, '_keepAlive', { value: () => {} })
+  }
+
+  startBroadcastingServiceUp() {
+    call(() => this._native.startUp(this._keepAlive))
+  }
+
+  startBroadcastingServiceDown() {
+    call(() => this._native.startDown(this._keepAlive))
+  }
+
+  startListening(callback) {
+    checkFunction(callback, 'callback')
+    const deliver = (message) => {
+      try {
+        const result = callback(message)
+        if (result && typeof result.then === 'function') {
+          result.then(undefined, (error) => this._callbackFailed(error))
+        }
+      } catch (error) {
+        this._callbackFailed(error)
+      }
+    }
+    try {
+      this._native.startListening(deliver)
+    } catch (error) {
+      if (/closed/.test(error.message)) throw error
+      reportError(this, error)
+    }
+  }
+
+  stats() {
+    return this._native.stats()
+  }
+
+  close() {
+    this._native.close()
+  }
+
+  _callbackFailed(error) {
+    this._native.log('error', `status callback failed: ${errorText(error)}`)
+  }
+}
+
+module.exports = {
+  HandoverPeer,
+  HandoverStatus,
+  describePacket: (buffer) => JSON.parse(native.describePacket(buffer)),
+  encodeStatusMessage: (timestamp, serviceName, addresses, status) =>
+    call(() => native.encodeStatusMessage(timestamp, serviceName, addresses, status)),
+}

@@ -1,0 +1,430 @@
+//! Configuration: options > environment > defaults, validated once at
+//! construction so that a bad value fails at the call that received it.
+//! Pure: the environment is passed in as a map.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::auth::Secret;
+use crate::log::Level;
+use crate::wire::SERVICE_NAME_MAX;
+
+pub const DEFAULT_SHUTDOWN_PORT: u16 = 1536;
+pub const DEFAULT_STATUS_PORT: u16 = 1537;
+/// RFC 2365 organization-local scope, as the original uses.
+pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 192, 16, 16);
+pub const DEFAULT_INTERFACE: &str = "supervisor0";
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+pub const DEFAULT_COMPLETE_PATH: &str = "/tmp/balena/handover-complete";
+/// The supervisor mounts the same folder at both names.
+pub const LEGACY_COMPLETE_PATH: &str = "/tmp/resin/resin-kill-me";
+
+/// What a caller may set; `None` means "not given". Numbers arrive as JS numbers.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub port: Option<f64>,
+    pub address: Option<String>,
+    pub network_mode: Option<String>,
+    pub network_interface: Option<String>,
+    pub heartbeat_interval_ms: Option<f64>,
+    pub handover_complete_path: Option<String>,
+    pub callback_timeout_ms: Option<f64>,
+    pub service_name: Option<String>,
+    pub secret: Option<String>,
+    pub log_level: Option<String>,
+}
+
+pub type Environment = HashMap<String, String>;
+
+/// A bad input, mapped to a JS `TypeError` or `RangeError` at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    Type(String),
+    Range(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Type(m) | ConfigError::Range(m) => f.write_str(m),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Join on the default interface: each container has its own namespace.
+    Bridge,
+    /// Join and send only on the device-local bridge (`NETWORK_INTERFACE`).
+    Host,
+}
+
+/// Where announcements go and how the sockets are set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub port: u16,
+    pub target: Ipv4Addr,
+    pub mode: NetworkMode,
+    /// An interface name, or an IPv4 address literal.
+    pub interface: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    pub channel: Channel,
+    pub heartbeat: Duration,
+    pub complete_path: CompletePath,
+    pub callback_timeout: Option<Duration>,
+    pub service: Option<String>,
+    pub secret: Option<Secret>,
+    pub log_level: Level,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusConfig {
+    pub channel: Channel,
+    pub log_level: Level,
+}
+
+/// The handover-complete file: where to write it and whether the legacy
+/// name may stand in when its folder is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletePath {
+    pub path: PathBuf,
+    pub legacy_fallback: bool,
+}
+
+impl CompletePath {
+    /// The path to write, given which folders exist; `None` when none does.
+    pub fn choose(&self, folder_exists: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+        let usable = |p: &Path| p.parent().is_some_and(&folder_exists);
+        if usable(&self.path) {
+            return Some(self.path.clone());
+        }
+        let legacy = Path::new(LEGACY_COMPLETE_PATH);
+        (self.legacy_fallback && usable(legacy)).then(|| legacy.to_path_buf())
+    }
+}
+
+/// Reads one setting: the option if given, else the environment variable.
+struct Source<'a> {
+    env: &'a Environment,
+}
+
+impl Source<'_> {
+    fn env(&self, key: &str) -> Option<&str> {
+        self.env.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    fn port(&self, option: Option<f64>, key: &str, default: u16) -> Result<u16, ConfigError> {
+        if let Some(value) = option {
+            return integer_in(value, 1, 65535, "options.port").map(|v| v as u16);
+        }
+        match self.env(key) {
+            Some(text) => parse_integer(text, 1, 65535, key).map(|v| v as u16),
+            None => Ok(default),
+        }
+    }
+
+    fn address(&self, option: Option<&str>, key: &str) -> Result<Ipv4Addr, ConfigError> {
+        if let Some(text) = option {
+            return parse_ipv4(text, "options.address");
+        }
+        match self.env(key) {
+            Some(text) => parse_ipv4(text, key),
+            None => Ok(DEFAULT_GROUP),
+        }
+    }
+
+    fn millis(&self, option: Option<f64>, name: &str, key: &str, min: i64, max: i64) -> Result<Option<Duration>, ConfigError> {
+        let ms = match (option, self.env(key)) {
+            (Some(value), _) => integer_in(value, min, max, name)?,
+            (None, Some(text)) => parse_integer(text, min, max, key)?,
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Duration::from_millis(ms as u64)))
+    }
+
+    fn text(&self, option: Option<&str>, key: &str) -> Option<String> {
+        option.filter(|v| !v.is_empty()).or_else(|| self.env(key)).map(String::from)
+    }
+
+    fn log_level(&self, option: Option<&str>) -> Result<Level, ConfigError> {
+        match option {
+            Some(name) => Level::parse(name).ok_or_else(|| {
+                ConfigError::Range(format!(
+                    "options.logLevel must be one of {}; got '{name}'",
+                    Level::NAMES.join(", ")
+                ))
+            }),
+            // LOGLEVEL is shared with other libraries: an unknown value must not
+            // break the service, so it means the default.
+            None => Ok(self.env("LOGLEVEL").and_then(Level::parse).unwrap_or(Level::Info)),
+        }
+    }
+
+    fn channel(&self, options: &Options, port_key: &str, address_key: &str, default_port: u16) -> Result<Channel, ConfigError> {
+        let mode = match options.network_mode.as_deref().map(|m| ("options.networkMode", m)).or_else(|| {
+            self.env("HANDOVER_NETWORK_MODE").map(|m| ("HANDOVER_NETWORK_MODE", m))
+        }) {
+            None => NetworkMode::Bridge,
+            Some((name, value)) => match value.trim().to_ascii_lowercase().as_str() {
+                "bridge" => NetworkMode::Bridge,
+                "host" => NetworkMode::Host,
+                _ => {
+                    return Err(ConfigError::Range(format!(
+                        "{name} must be 'bridge' or 'host'; got '{value}'"
+                    )))
+                }
+            },
+        };
+        let interface = self
+            .text(options.network_interface.as_deref(), "NETWORK_INTERFACE")
+            .unwrap_or_else(|| DEFAULT_INTERFACE.to_string());
+        Ok(Channel {
+            port: self.port(options.port, port_key, default_port)?,
+            target: self.address(options.address.as_deref(), address_key)?,
+            mode,
+            interface,
+        })
+    }
+}
+
+impl PeerConfig {
+    pub fn resolve(options: &Options, env: &Environment) -> Result<Self, ConfigError> {
+        let source = Source { env };
+        let channel = source.channel(options, "SHUTDOWN_PORT", "SHUTDOWN_BROADCAST_ADDRESS", DEFAULT_SHUTDOWN_PORT)?;
+        let heartbeat = source
+            .millis(options.heartbeat_interval_ms, "options.heartbeatIntervalMs", "HANDOVER_HEARTBEAT_INTERVAL_MS", 10, 3_600_000)?
+            .unwrap_or(DEFAULT_HEARTBEAT);
+        let callback_timeout = source.millis(
+            options.callback_timeout_ms,
+            "options.callbackTimeoutMs",
+            "HANDOVER_CALLBACK_TIMEOUT_MS",
+            1,
+            i32::MAX as i64,
+        )?;
+        let complete_path = match options.handover_complete_path.as_deref().filter(|p| !p.is_empty()) {
+            Some(path) => CompletePath { path: path.into(), legacy_fallback: false },
+            None => CompletePath {
+                path: source
+                    .env("BALENA_SERVICE_HANDOVER_COMPLETE_PATH")
+                    .unwrap_or(DEFAULT_COMPLETE_PATH)
+                    .into(),
+                legacy_fallback: true,
+            },
+        };
+        let service = source.text(options.service_name.as_deref(), "BALENA_SERVICE_NAME");
+        if let Some(name) = &service {
+            if name.len() > SERVICE_NAME_MAX {
+                return Err(ConfigError::Range(format!(
+                    "service name '{name}' is {} bytes of UTF-8; at most {SERVICE_NAME_MAX} are allowed",
+                    name.len()
+                )));
+            }
+        }
+        Ok(PeerConfig {
+            channel,
+            heartbeat,
+            complete_path,
+            callback_timeout,
+            service,
+            secret: source.text(options.secret.as_deref(), "HANDOVER_SECRET").map(Secret::new),
+            log_level: source.log_level(options.log_level.as_deref())?,
+        })
+    }
+}
+
+impl StatusConfig {
+    pub fn resolve(options: &Options, env: &Environment) -> Result<Self, ConfigError> {
+        let source = Source { env };
+        Ok(StatusConfig {
+            channel: source.channel(options, "HANDOVER_STATUS_PORT", "HANDOVER_STATUS_BROADCAST_ADDRESS", DEFAULT_STATUS_PORT)?,
+            log_level: source.log_level(options.log_level.as_deref())?,
+        })
+    }
+}
+
+/// Checks what a status message will carry, once, at construction.
+pub fn status_identity(service_name: &str, addresses: &[String]) -> Result<Vec<Ipv4Addr>, ConfigError> {
+    use crate::wire::STATUS_ADDRESSES_MAX;
+    if service_name.len() > SERVICE_NAME_MAX {
+        return Err(ConfigError::Range(format!(
+            "serviceName is {} bytes of UTF-8; at most {SERVICE_NAME_MAX} fit in a status message",
+            service_name.len()
+        )));
+    }
+    if addresses.len() > STATUS_ADDRESSES_MAX {
+        return Err(ConfigError::Range(format!(
+            "addresses has {} entries; at most {STATUS_ADDRESSES_MAX} fit in a status message",
+            addresses.len()
+        )));
+    }
+    addresses
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let address = parse_ipv4(text, &format!("addresses[{i}]"))?;
+            if address.octets()[0] == 0 {
+                // A first byte of 0 marks an empty slot on the wire.
+                return Err(ConfigError::Range(format!("addresses[{i}] cannot start with 0 (it would read as empty); got '{text}'")));
+            }
+            Ok(address)
+        })
+        .collect()
+}
+
+fn integer_in(value: f64, min: i64, max: i64, name: &str) -> Result<i64, ConfigError> {
+    if !value.is_finite() || value.fract() != 0.0 {
+        return Err(ConfigError::Range(format!("{name} must be an integer from {min} to {max}; got {value}")));
+    }
+    if value < min as f64 || value > max as f64 {
+        return Err(ConfigError::Range(format!("{name} must be from {min} to {max}; got {value}")));
+    }
+    Ok(value as i64)
+}
+
+fn parse_integer(text: &str, min: i64, max: i64, key: &str) -> Result<i64, ConfigError> {
+    let value: i64 = text.trim().parse().map_err(|_| {
+        ConfigError::Range(format!("{key} must be an integer from {min} to {max}; got '{text}'"))
+    })?;
+    integer_in(value as f64, min, max, key)
+}
+
+pub fn parse_ipv4(text: &str, name: &str) -> Result<Ipv4Addr, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ConfigError::Type(format!("{name} must be an IPv4 address like 239.192.16.16; got '{text}'")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let c = PeerConfig::resolve(&Options::default(), &env(&[])).unwrap();
+        assert_eq!(c.channel.port, 1536);
+        assert_eq!(c.channel.target, Ipv4Addr::new(239, 192, 16, 16));
+        assert_eq!(c.channel.mode, NetworkMode::Bridge);
+        assert_eq!(c.channel.interface, "supervisor0");
+        assert_eq!(c.heartbeat, Duration::from_secs(10));
+        assert_eq!(c.complete_path.path, PathBuf::from("/tmp/balena/handover-complete"));
+        assert_eq!(c.callback_timeout, None);
+        assert!(c.secret.is_none());
+        assert_eq!(c.log_level, Level::Info);
+        let s = StatusConfig::resolve(&Options::default(), &env(&[])).unwrap();
+        assert_eq!(s.channel.port, 1537);
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_options_override_environment() {
+        let e = env(&[
+            ("SHUTDOWN_PORT", "2000"),
+            ("SHUTDOWN_BROADCAST_ADDRESS", "239.1.2.3"),
+            ("HANDOVER_NETWORK_MODE", "host"),
+            ("NETWORK_INTERFACE", "eth9"),
+            ("BALENA_SERVICE_NAME", "api"),
+            ("BALENA_SERVICE_HANDOVER_COMPLETE_PATH", "/x/done"),
+            ("HANDOVER_CALLBACK_TIMEOUT_MS", "5000"),
+            ("HANDOVER_SECRET", "s"),
+            ("LOGLEVEL", "debug"),
+            ("HANDOVER_STATUS_PORT", "2001"),
+        ]);
+        let c = PeerConfig::resolve(&Options::default(), &e).unwrap();
+        assert_eq!((c.channel.port, c.channel.target), (2000, Ipv4Addr::new(239, 1, 2, 3)));
+        assert_eq!((c.channel.mode, c.channel.interface.as_str()), (NetworkMode::Host, "eth9"));
+        assert_eq!(c.service.as_deref(), Some("api"));
+        assert_eq!(c.complete_path, CompletePath { path: "/x/done".into(), legacy_fallback: true });
+        assert_eq!(c.callback_timeout, Some(Duration::from_secs(5)));
+        assert!(c.secret.is_some());
+        assert_eq!(c.log_level, Level::Debug);
+        assert_eq!(StatusConfig::resolve(&Options::default(), &e).unwrap().channel.port, 2001);
+
+        let o = Options {
+            port: Some(3000.0),
+            address: Some("127.0.0.1".into()),
+            network_mode: Some("bridge".into()),
+            network_interface: Some("lo".into()),
+            service_name: Some("worker".into()),
+            handover_complete_path: Some("/y/done".into()),
+            callback_timeout_ms: Some(10.0),
+            log_level: Some("error".into()),
+            ..Default::default()
+        };
+        let c = PeerConfig::resolve(&o, &e).unwrap();
+        assert_eq!((c.channel.port, c.channel.target), (3000, Ipv4Addr::LOCALHOST));
+        assert_eq!((c.channel.mode, c.channel.interface.as_str()), (NetworkMode::Bridge, "lo"));
+        assert_eq!(c.service.as_deref(), Some("worker"));
+        assert_eq!(c.complete_path, CompletePath { path: "/y/done".into(), legacy_fallback: false });
+        assert_eq!(c.callback_timeout, Some(Duration::from_millis(10)));
+        assert_eq!(c.log_level, Level::Error);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let resolve = |o: Options, e: &[(&str, &str)]| PeerConfig::resolve(&o, &env(e)).unwrap_err();
+        let port = |p: f64| Options { port: Some(p), ..Default::default() };
+        assert!(matches!(resolve(port(0.0), &[]), ConfigError::Range(m) if m.contains("options.port")));
+        assert!(matches!(resolve(port(65536.0), &[]), ConfigError::Range(_)));
+        assert!(matches!(resolve(port(1.5), &[]), ConfigError::Range(_)));
+        assert!(matches!(resolve(port(f64::NAN), &[]), ConfigError::Range(_)));
+        assert!(matches!(resolve(Options::default(), &[("SHUTDOWN_PORT", "12ab")]), ConfigError::Range(m) if m.contains("SHUTDOWN_PORT")));
+        assert!(matches!(
+            resolve(Options { address: Some("::1".into()), ..Default::default() }, &[]),
+            ConfigError::Type(m) if m.contains("options.address")
+        ));
+        assert!(matches!(
+            resolve(Options::default(), &[("HANDOVER_NETWORK_MODE", "overlay")]),
+            ConfigError::Range(m) if m.contains("HANDOVER_NETWORK_MODE")
+        ));
+        assert!(matches!(
+            resolve(Options { service_name: Some("s".repeat(64)), ..Default::default() }, &[]),
+            ConfigError::Range(m) if m.contains("63")
+        ));
+        assert!(matches!(
+            resolve(Options { log_level: Some("loud".into()), ..Default::default() }, &[]),
+            ConfigError::Range(_)
+        ));
+    }
+
+    #[test]
+    fn an_unknown_loglevel_in_the_environment_means_info() {
+        let c = PeerConfig::resolve(&Options::default(), &env(&[("LOGLEVEL", "verbose")])).unwrap();
+        assert_eq!(c.log_level, Level::Info);
+        let c = PeerConfig::resolve(&Options::default(), &env(&[("LOGLEVEL", "warn")])).unwrap();
+        assert_eq!(c.log_level, Level::Warning);
+    }
+
+    #[test]
+    fn status_identity_is_checked() {
+        let addresses = |n: usize| (0..n).map(|i| format!("10.0.0.{}", i + 1)).collect::<Vec<_>>();
+        assert_eq!(status_identity("api", &addresses(10)).unwrap().len(), 10);
+        assert!(matches!(status_identity("api", &addresses(11)), Err(ConfigError::Range(m)) if m.contains("at most 10")));
+        assert!(matches!(status_identity(&"a".repeat(64), &[]), Err(ConfigError::Range(m)) if m.contains("63")));
+        assert!(matches!(
+            status_identity("api", &["10.0.0.1".into(), "fe80::1".into()]),
+            Err(ConfigError::Type(m)) if m.contains("addresses[1]")
+        ));
+        assert!(matches!(status_identity("api", &["0.1.2.3".into()]), Err(ConfigError::Range(_))));
+    }
+
+    #[test]
+    fn complete_path_falls_back_to_the_legacy_name() {
+        let default = CompletePath { path: DEFAULT_COMPLETE_PATH.into(), legacy_fallback: true };
+        let only = |dir: &'static str| move |p: &Path| p == Path::new(dir);
+        assert_eq!(default.choose(only("/tmp/balena")), Some(PathBuf::from(DEFAULT_COMPLETE_PATH)));
+        assert_eq!(default.choose(only("/tmp/resin")), Some(PathBuf::from(LEGACY_COMPLETE_PATH)));
+        assert_eq!(default.choose(only("/elsewhere")), None);
+        let explicit = CompletePath { path: "/data/done".into(), legacy_fallback: false };
+        assert_eq!(explicit.choose(only("/tmp/resin")), None);
+        assert_eq!(explicit.choose(only("/data")), Some(PathBuf::from("/data/done")));
+    }
+}

@@ -1,0 +1,365 @@
+//! The N-API glue: classes that convert JS values, forward to `peer` and
+//! `status`, and map errors. No behaviour lives here.
+//!
+//! Errors from bad input carry a `[TypeError]` or `[RangeError]` tag that
+//! `index.js` turns into the matching JS error class.
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{BigInt, Buffer, Promise, Unknown};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Error, Result, Status};
+use napi_derive::napi;
+
+use crate::config::{self, ConfigError, Options, PeerConfig, StatusConfig};
+use crate::log::{Level, Logger};
+use crate::peer::{Event, Events, Peer, PeerError, ShutdownCallback};
+use crate::stats::Snapshot;
+use crate::status::{KeepAlive, StatusChannel, StatusSink};
+use crate::wire::{self, StatusMessage};
+
+/// One worker thread is plenty for a few sockets and timers, and keeps the
+/// addon's footprint small (the default is one thread per core).
+#[napi_derive::module_init]
+fn init() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .thread_name("handover")
+        .enable_all()
+        .build()
+        .expect("cannot start the handover runtime");
+    napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+}
+
+/// Options for `HandoverPeer` and `HandoverStatus`; each wins over its environment variable.
+#[napi(object)]
+#[derive(Default)]
+pub struct HandoverOptions {
+    /// UDP port (`SHUTDOWN_PORT` / `HANDOVER_STATUS_PORT`).
+    pub port: Option<f64>,
+    /// Multicast group, or a unicast/broadcast address (`SHUTDOWN_BROADCAST_ADDRESS` / `HANDOVER_STATUS_BROADCAST_ADDRESS`).
+    pub address: Option<String>,
+    /// `'bridge'` or `'host'` (`HANDOVER_NETWORK_MODE`).
+    pub network_mode: Option<String>,
+    /// Interface name or IPv4 address used in host mode (`NETWORK_INTERFACE`).
+    pub network_interface: Option<String>,
+    /// Regular interval between announcements, ms (`HANDOVER_HEARTBEAT_INTERVAL_MS`).
+    pub heartbeat_interval_ms: Option<f64>,
+    /// Where to write the handover-complete file (`BALENA_SERVICE_HANDOVER_COMPLETE_PATH`).
+    pub handover_complete_path: Option<String>,
+    /// Deadline for the shutdown callback, ms (`HANDOVER_CALLBACK_TIMEOUT_MS`).
+    pub callback_timeout_ms: Option<f64>,
+    /// Service scope of announcements (`BALENA_SERVICE_NAME`).
+    pub service_name: Option<String>,
+    /// Shared secret that signs and checks announcements (`HANDOVER_SECRET`).
+    pub secret: Option<String>,
+    /// Syslog level name (`LOGLEVEL`).
+    pub log_level: Option<String>,
+}
+
+impl From<HandoverOptions> for Options {
+    fn from(o: HandoverOptions) -> Self {
+        Options {
+            port: o.port,
+            address: o.address,
+            network_mode: o.network_mode,
+            network_interface: o.network_interface,
+            heartbeat_interval_ms: o.heartbeat_interval_ms,
+            handover_complete_path: o.handover_complete_path,
+            callback_timeout_ms: o.callback_timeout_ms,
+            service_name: o.service_name,
+            secret: o.secret,
+            log_level: o.log_level,
+        }
+    }
+}
+
+/// Packet counters.
+#[napi(object)]
+pub struct HandoverStats {
+    /// Packets received on the listening socket.
+    pub received: i64,
+    /// Announcements from a younger instance (status: messages delivered).
+    pub accepted: i64,
+    /// Packets that were not a valid message.
+    pub malformed: i64,
+    /// Announcements from an older or same-age instance.
+    pub older: i64,
+    /// Announcements scoped to another service.
+    pub other_service: i64,
+    /// Unsigned or forged announcements while a secret is set.
+    pub unauthenticated: i64,
+    /// Signed announcements that were stale or already seen.
+    pub replayed: i64,
+    /// Our own announcements, looped back.
+    pub own: i64,
+    /// Packets sent.
+    pub sent: i64,
+    /// Packets that could not be sent.
+    pub send_errors: i64,
+}
+
+impl From<Snapshot> for HandoverStats {
+    fn from(s: Snapshot) -> Self {
+        let n = |v: u64| v as i64;
+        HandoverStats {
+            received: n(s.received),
+            accepted: n(s.accepted),
+            malformed: n(s.malformed),
+            older: n(s.older),
+            other_service: n(s.other_service),
+            unauthenticated: n(s.unauthenticated),
+            replayed: n(s.replayed),
+            own: n(s.own),
+            sent: n(s.sent),
+            send_errors: n(s.send_errors),
+        }
+    }
+}
+
+/// A status message as the listener receives it.
+#[napi(object)]
+pub struct HandoverStatusMessage {
+    pub timestamp: BigInt,
+    pub service_name: String,
+    pub addresses: Vec<String>,
+    pub status: String,
+}
+
+/// JS function receiving event JSON; strong, so holding it keeps Node alive.
+type EventFunction = ThreadsafeFunction<String, Unknown<'static>, String, Status, false>;
+/// The wrapped shutdown callback: resolves to `null` or to the error's text.
+type CallbackFunction = ThreadsafeFunction<(), Promise<Option<String>>, (), Status, false>;
+type StatusFunction = ThreadsafeFunction<HandoverStatusMessage, Unknown<'static>, HandoverStatusMessage, Status, false>;
+
+struct JsEvents(EventFunction);
+
+impl Events for JsEvents {
+    fn emit(&self, event: &Event) {
+        if let Ok(json) = serde_json::to_string(event) {
+            self.0.call(json, ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
+impl KeepAlive for JsEvents {}
+
+struct JsStatusSink(StatusFunction);
+
+impl StatusSink for JsStatusSink {
+    fn deliver(&self, message: StatusMessage, _from: SocketAddrV4) {
+        let message = HandoverStatusMessage {
+            timestamp: BigInt::from(message.timestamp_ms),
+            service_name: message.service_name,
+            addresses: message.addresses.iter().map(ToString::to_string).collect(),
+            status: message.status,
+        };
+        self.0.call(message, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+fn shutdown_callback(function: CallbackFunction) -> ShutdownCallback {
+    Box::new(move || {
+        Box::pin(async move {
+            let settled = function.call_async_catch(()).await.map_err(|e| e.reason.clone())?;
+            match settled.await {
+                Ok(None) => Ok(()),
+                Ok(Some(error)) => Err(error),
+                Err(e) => Err(e.reason.clone()),
+            }
+        })
+    })
+}
+
+fn config_error(e: ConfigError) -> Error {
+    let tag = match e {
+        ConfigError::Type(_) => "TypeError",
+        ConfigError::Range(_) => "RangeError",
+    };
+    Error::new(Status::InvalidArg, format!("[{tag}] {e}"))
+}
+
+fn peer_error(e: PeerError) -> Error {
+    Error::new(Status::GenericFailure, e.to_string())
+}
+
+fn timestamp(ms: f64, name: &str) -> Result<i64> {
+    if ms.is_finite() && ms.fract() == 0.0 && ms.abs() <= 8.64e15 {
+        Ok(ms as i64)
+    } else {
+        Err(config_error(ConfigError::Type(format!("{name} must be a valid Date"))))
+    }
+}
+
+fn logger(level: Level, context_id: &str) -> Logger {
+    Logger::new(level, context_id, None)
+}
+
+fn log_at(log: &Logger, level: &str, message: &str) {
+    log.log(Level::parse(level).unwrap_or(Level::Info), format_args!("{message}"));
+}
+
+/// The native half of `HandoverPeer`; use the class exported by `index.js`.
+#[napi]
+pub struct NativePeer {
+    peer: Peer,
+    log: Logger,
+    port: u16,
+    address: String,
+}
+
+#[napi]
+impl NativePeer {
+    #[napi(constructor)]
+    pub fn new(started_at_ms: f64, context_id: String, options: Option<HandoverOptions>, env: HashMap<String, String>) -> Result<Self> {
+        let started_at_ms = timestamp(started_at_ms, "startedAt")?;
+        let config = PeerConfig::resolve(&options.unwrap_or_default().into(), &env).map_err(config_error)?;
+        let log = logger(config.log_level, &context_id);
+        let (port, address) = (config.channel.port, config.channel.target.to_string());
+        Ok(NativePeer { peer: Peer::new(started_at_ms, config, log.clone()), log, port, address })
+    }
+
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.port.into()
+    }
+
+    #[napi(getter)]
+    pub fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    #[napi(getter)]
+    pub fn shutting_down(&self) -> bool {
+        self.peer.shutting_down()
+    }
+
+    /// Hex of the random id that breaks ties and marks our own packets.
+    #[napi(getter)]
+    pub fn instance_id(&self) -> String {
+        self.peer.instance_id().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The IPv4 address multicast is joined and sent on; `null` for the default interface.
+    #[napi(getter)]
+    pub fn interface_address(&self) -> Option<String> {
+        self.peer.interface().address.map(|a| a.to_string())
+    }
+
+    #[napi]
+    pub fn start_broadcasting(&self, events: EventFunction) -> Result<()> {
+        self.peer.start_broadcasting(Arc::new(JsEvents(events))).map_err(peer_error)
+    }
+
+    #[napi]
+    pub fn start_listening(&self, callback: CallbackFunction, events: EventFunction) -> Result<()> {
+        self.peer
+            .start_listening(shutdown_callback(callback), Arc::new(JsEvents(events)))
+            .map_err(peer_error)
+    }
+
+    #[napi]
+    pub fn stats(&self) -> HandoverStats {
+        self.peer.stats().into()
+    }
+
+    #[napi]
+    pub fn close(&self) {
+        self.peer.close();
+    }
+
+    /// Writes a log line with this peer's context and level filter.
+    #[napi]
+    pub fn log(&self, level: String, message: String) {
+        log_at(&self.log, &level, &message);
+    }
+}
+
+/// The native half of `HandoverStatus`; use the class exported by `index.js`.
+#[napi]
+pub struct NativeStatus {
+    channel: StatusChannel,
+    log: Logger,
+    port: u16,
+    address: String,
+}
+
+#[napi]
+impl NativeStatus {
+    #[napi(constructor)]
+    pub fn new(
+        started_at_ms: f64,
+        service_name: String,
+        addresses: Vec<String>,
+        context_id: String,
+        options: Option<HandoverOptions>,
+        env: HashMap<String, String>,
+    ) -> Result<Self> {
+        let started_at_ms = timestamp(started_at_ms, "startedAt")?;
+        let addresses = config::status_identity(&service_name, &addresses).map_err(config_error)?;
+        let config = StatusConfig::resolve(&options.unwrap_or_default().into(), &env).map_err(config_error)?;
+        let log = logger(config.log_level, &context_id);
+        let (port, address) = (config.channel.port, config.channel.target.to_string());
+        let channel = StatusChannel::new(started_at_ms, service_name, addresses, config, log.clone());
+        Ok(NativeStatus { channel, log, port, address })
+    }
+
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.port.into()
+    }
+
+    #[napi(getter)]
+    pub fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    #[napi]
+    pub fn start_up(&self, keep_alive: EventFunction) -> Result<()> {
+        self.channel.start_up(Arc::new(JsEvents(keep_alive))).map_err(peer_error)
+    }
+
+    #[napi]
+    pub fn start_down(&self, keep_alive: EventFunction) -> Result<()> {
+        self.channel.start_down(Arc::new(JsEvents(keep_alive))).map_err(peer_error)
+    }
+
+    #[napi]
+    pub fn start_listening(&self, callback: StatusFunction) -> Result<()> {
+        self.channel.start_listening(Arc::new(JsStatusSink(callback))).map_err(peer_error)
+    }
+
+    #[napi]
+    pub fn stats(&self) -> HandoverStats {
+        self.channel.stats().into()
+    }
+
+    #[napi]
+    pub fn close(&self) {
+        self.channel.close();
+    }
+
+    #[napi]
+    pub fn log(&self, level: String, message: String) {
+        log_at(&self.log, &level, &message);
+    }
+}
+
+/// Decodes one packet of either channel, for tools: a JSON description.
+#[napi]
+pub fn describe_packet(packet: Buffer) -> String {
+    crate::describe::describe(&packet).to_string()
+}
+
+/// Encodes a status message (for tools and tests).
+#[napi]
+pub fn encode_status_message(timestamp_ms: f64, service_name: String, addresses: Vec<String>, status: String) -> Result<Buffer> {
+    let timestamp_ms = timestamp(timestamp_ms, "timestamp")?;
+    let addresses = config::status_identity(&service_name, &addresses).map_err(config_error)?;
+    wire::encode_status(&StatusMessage { timestamp_ms, service_name, addresses, status })
+        .map(|bytes| bytes.to_vec().into())
+        .map_err(|e| config_error(ConfigError::Range(e.to_string())))
+}

@@ -1,0 +1,30 @@
+//! handover: zero-downtime hand-over between the old and the new instance
+//! of a balenaOS service, as a native Node.js addon that replaces the npm
+//! package `handover-lib`.
+//!
+//! Pure parts (no I/O): `wire` (byte formats), `config` (options >
+//! environment > defaults), `seniority` (who is younger), `auth` (MAC and
+//! replay guard), `stats`, `ticker` (schedules).
+//! I/O: `net` (sockets), `clock` (wall and boot clocks), `complete` (the
+//! handover-complete file), `log`.
+//! Behaviour: `peer` (the handover state machine), `status` (the status channel).
+//! JS glue: `js` (napi classes: convert, forward, map errors).
+#![deny(clippy::all)]
+
+pub mod auth;
+pub mod clock;
+pub mod complete;
+pub mod config;
+pub mod describe;
+pub mod log;
+pub mod net;
+pub mod peer;
+pub mod seniority;
+pub mod stats;
+pub mod status;
+pub mod ticker;
+pub mod wire;
+
+// The glue needs a Node process; `cargo test` covers the pure modules.
+#[cfg(not(test))]
+mod js;

@@ -1,0 +1,419 @@
+//! The handover peer: announces this instance, listens for younger ones, and
+//! hands over exactly once.
+//!
+//! Tasks (on the addon's tokio runtime):
+//! - the announcer sends this instance's announcement on the schedule of `ticker`;
+//! - the listener drains the socket in batches, classifies every packet
+//!   without leaving Rust, and on the first younger announcement starts
+//! - the handover: stop announcing, await the shutdown callback (with an
+//!   optional deadline), write the complete file, then stop listening.
+//!
+//! Each task owns what keeps the JS process alive (the bridge to JS), so the
+//! process may exit exactly when no task is left. `close()` aborts the
+//! announcer and the listener; a handover already under way still finishes,
+//! so a shutdown callback may call `close()` itself.
+
+use std::future::Future;
+use std::net::{SocketAddrV4, UdpSocket};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant as StdInstant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use crate::auth::{Refusal, Verifier, DEFAULT_REPLAY_WINDOW_MS};
+use crate::clock;
+use crate::complete;
+use crate::config::PeerConfig;
+use crate::log::{Logger, RateLimit};
+use crate::net::{self, Interface, Packet, Receiver};
+use crate::seniority::{judge, Identity, Verdict};
+use crate::stats::{Outcome, Snapshot, Stats, Tally};
+use crate::ticker;
+use crate::wire::{self, ExtensionFields, Freshness};
+
+/// Runs the user's shutdown callback once; `Err` carries its error (message and stack).
+pub type ShutdownCallback = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send>;
+
+/// Delivers events to JS. Holding one keeps the JS process alive.
+pub trait Events: Send + Sync + 'static {
+    fn emit(&self, event: &Event);
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Event {
+    /// A younger instance was heard; the shutdown callback is about to run.
+    ShuttingDown { heard_started_at: i64, own_started_at: i64, from: String },
+    /// The handover finished: the callback settled (or its deadline passed)
+    /// and the complete file was written, or could not be.
+    Handover(HandoverReport),
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoverReport {
+    pub heard_started_at: i64,
+    pub from: String,
+    pub callback_error: Option<String>,
+    pub callback_timed_out: bool,
+    pub complete_file: Option<String>,
+    pub complete_file_error: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum PeerError {
+    Closed,
+    Io(String),
+}
+
+impl std::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerError::Closed => f.write_str("this HandoverPeer is closed"),
+            PeerError::Io(m) => f.write_str(m),
+        }
+    }
+}
+
+pub struct Peer {
+    core: Arc<Core>,
+}
+
+struct Core {
+    config: PeerConfig,
+    identity: Identity,
+    interface: Interface,
+    log: Logger,
+    stats: Stats,
+    shutting_down: AtomicBool,
+    sequence: AtomicU64,
+    tasks: Mutex<Tasks>,
+}
+
+#[derive(Default)]
+struct Tasks {
+    closed: bool,
+    announcer: Option<AbortHandle>,
+    listener: Option<AbortHandle>,
+}
+
+impl Peer {
+    pub fn new(started_at_ms: i64, config: PeerConfig, log: Logger) -> Self {
+        let identity = Identity {
+            started_at_ms,
+            instance: clock::random_instance_id(),
+            boot: clock::boot_stamp(started_at_ms),
+            service: config.service.clone(),
+        };
+        let interface = net::choose_interface(&config.channel);
+        if let Some(reason) = &interface.fallback_reason {
+            log.warn(format_args!(
+                "host mode: {reason}; falling back to the default interface, so announcements may reach other devices on the LAN"
+            ));
+        }
+        log.info(format_args!(
+            "Using shutdownBroadcastAddress: {}:{}{}",
+            config.channel.target,
+            config.channel.port,
+            interface.address.map(|a| format!(" on interface {a}")).unwrap_or_default()
+        ));
+        Peer {
+            core: Arc::new(Core {
+                config,
+                identity,
+                interface,
+                log,
+                stats: Stats::default(),
+                shutting_down: AtomicBool::new(false),
+                sequence: AtomicU64::new(0),
+                tasks: Mutex::new(Tasks::default()),
+            }),
+        }
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.core.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub fn stats(&self) -> Snapshot {
+        self.core.stats.snapshot()
+    }
+
+    pub fn instance_id(&self) -> [u8; wire::INSTANCE_ID_LEN] {
+        self.core.identity.instance
+    }
+
+    pub fn interface(&self) -> &Interface {
+        &self.core.interface
+    }
+
+    /// Sends the first announcement now (on the caller's thread, so a new
+    /// instance is heard without waiting for a scheduler), then on schedule.
+    pub fn start_broadcasting(&self, events: Arc<dyn Events>) -> Result<(), PeerError> {
+        let core = &self.core;
+        let mut tasks = core.tasks.lock().expect("tasks lock");
+        if tasks.closed {
+            return Err(PeerError::Closed);
+        }
+        if self.shutting_down() {
+            core.log.warn(format_args!("Not starting ticker because we're shutting down"));
+            return Ok(());
+        }
+        if tasks.announcer.is_some() {
+            return Ok(());
+        }
+        let socket = net::sending_socket(&core.interface)
+            .map_err(|e| PeerError::Io(format!("cannot create the sending socket: {e}")))?;
+        let socket = Arc::new(socket);
+        core.announce(&socket);
+        core.log.info(format_args!(
+            "ticker started. timestamp = {} ( {} )",
+            core.identity.started_at_ms,
+            crate::log::iso_time_ms(core.identity.started_at_ms)
+        ));
+        let task_core = core.clone();
+        let start = tokio::time::Instant::now();
+        let offsets = ticker::announcement_offsets(core.config.heartbeat);
+        let handle = napi::bindgen_prelude::spawn(async move {
+            let _events = events; // held: an announcing peer keeps the process alive
+            ticker::run(start, offsets, || {
+                task_core.announce(&socket);
+                async {}
+            })
+            .await;
+        });
+        tasks.announcer = Some(handle.abort_handle());
+        Ok(())
+    }
+
+    /// Binds and joins now, so that a port problem is reported at once.
+    pub fn start_listening(&self, callback: ShutdownCallback, events: Arc<dyn Events>) -> Result<(), PeerError> {
+        let core = &self.core;
+        let mut tasks = core.tasks.lock().expect("tasks lock");
+        if tasks.closed {
+            return Err(PeerError::Closed);
+        }
+        if tasks.listener.is_some() {
+            core.log.warn(format_args!("startListening was already called; ignoring this call"));
+            return Ok(());
+        }
+        let channel = &core.config.channel;
+        let socket = net::listening_socket(channel, &core.interface).map_err(|e| {
+            let message = if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!("port {} is in use by a socket without SO_REUSEADDR: {e}", channel.port)
+            } else {
+                format!("cannot listen on port {} for {}: {e}", channel.port, channel.target)
+            };
+            core.log.error(format_args!("heartbeatClientSocket error: {message}"));
+            PeerError::Io(message)
+        })?;
+        core.log.info(format_args!("heartbeatClientSocket listening 0.0.0.0:{}", channel.port));
+        let task_core = core.clone();
+        let handle = napi::bindgen_prelude::spawn(async move {
+            match Receiver::new(socket) {
+                Ok(receiver) => task_core.listen(receiver, callback, events).await,
+                Err(e) => task_core.log.error(format_args!("cannot register the listening socket: {e}")),
+            }
+        });
+        tasks.listener = Some(handle.abort_handle());
+        Ok(())
+    }
+
+    /// Stops announcing and listening. A handover under way still completes.
+    pub fn close(&self) {
+        let mut tasks = self.core.tasks.lock().expect("tasks lock");
+        tasks.closed = true;
+        for handle in [tasks.announcer.take(), tasks.listener.take()].into_iter().flatten() {
+            handle.abort();
+        }
+    }
+}
+
+impl Core {
+    fn announcement(&self) -> Vec<u8> {
+        let identity = &self.identity;
+        let mut fields = ExtensionFields {
+            service: identity.service.clone(),
+            instance: Some(identity.instance),
+            boot: identity.boot,
+            freshness: None,
+        };
+        if self.config.secret.is_some() {
+            fields.freshness = Some(Freshness {
+                sent_at_ms: clock::wall_now_ms(),
+                sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
+            });
+        }
+        let mut packet = wire::encode_extended(identity.started_at_ms, &fields);
+        if let Some(secret) = &self.config.secret {
+            secret.sign(&mut packet);
+        }
+        packet
+    }
+
+    fn announce(&self, socket: &UdpSocket) {
+        let target = SocketAddrV4::new(self.config.channel.target, self.config.channel.port);
+        match socket.send_to(&self.announcement(), target) {
+            Ok(bytes) => {
+                self.stats.sent(true);
+                self.log.debug(format_args!(
+                    "heartbeat sent. timestamp {} ( {} bytes )",
+                    self.identity.started_at_ms, bytes
+                ));
+            }
+            Err(e) => {
+                self.stats.sent(false);
+                self.log.error(format_args!("Error when sending packet to {target}: {e}"));
+            }
+        }
+    }
+
+    async fn listen(self: Arc<Self>, mut receiver: Receiver, callback: ShutdownCallback, events: Arc<dyn Events>) {
+        let mut classifier = Classifier {
+            identity: &self.identity,
+            verifier: self.config.secret.clone().map(|s| Verifier::new(s, DEFAULT_REPLAY_WINDOW_MS)),
+            malformed_log: RateLimit::new(Duration::from_secs(1)),
+            log: &self.log,
+        };
+        let mut callback = Some(callback);
+        let mut handover_done: Option<oneshot::Receiver<()>> = None;
+        loop {
+            let batch = tokio::select! {
+                _ = async { handover_done.as_mut().expect("guarded").await }, if handover_done.is_some() => break,
+                batch = receiver.next_batch() => batch,
+            };
+            let packets = match batch {
+                Ok(packets) => packets,
+                Err(e) => {
+                    self.log.error(format_args!("heartbeatClientSocket error: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let mut tally = Tally::default();
+            let mut younger = None;
+            let now_ms = clock::wall_now_ms();
+            for packet in packets {
+                let (outcome, started_at) = classifier.classify(&packet, now_ms);
+                tally.count(outcome);
+                if outcome == Outcome::Accepted && younger.is_none() {
+                    younger = Some((started_at, packet.from));
+                }
+            }
+            self.stats.add(&tally);
+            if let (Some((heard, from)), Some(_)) = (younger, callback.as_ref()) {
+                if !self.shutting_down.swap(true, Ordering::SeqCst) {
+                    let callback = callback.take().expect("checked above");
+                    let (done, done_rx) = oneshot::channel();
+                    handover_done = Some(done_rx);
+                    tokio::spawn(self.clone().hand_over(heard, from, callback, events.clone(), done));
+                }
+            }
+        }
+        self.log.info(format_args!("Waiting for shutdown"));
+    }
+
+    async fn hand_over(
+        self: Arc<Self>,
+        heard: i64,
+        from: SocketAddrV4,
+        callback: ShutdownCallback,
+        events: Arc<dyn Events>,
+        done: oneshot::Sender<()>,
+    ) {
+        if let Some(announcer) = self.tasks.lock().expect("tasks lock").announcer.take() {
+            announcer.abort();
+        }
+        let own = self.identity.started_at_ms;
+        self.log.info(format_args!(
+            "Shutting down, theres a new server running with timestamp : {heard} and we have {own} (announced from {from})"
+        ));
+        events.emit(&Event::ShuttingDown { heard_started_at: heard, own_started_at: own, from: from.to_string() });
+
+        let mut report = HandoverReport {
+            heard_started_at: heard,
+            from: from.to_string(),
+            callback_error: None,
+            callback_timed_out: false,
+            complete_file: None,
+            complete_file_error: None,
+        };
+        let outcome = match self.config.callback_timeout {
+            Some(deadline) => tokio::time::timeout(deadline, callback()).await.ok(),
+            None => Some(callback().await),
+        };
+        match outcome {
+            Some(Ok(())) => {}
+            Some(Err(error)) => {
+                self.log.error(format_args!("shutdownCallback failed; handing over anyway: {error}"));
+                report.callback_error = Some(error);
+            }
+            None => {
+                self.log.warn(format_args!(
+                    "shutdownCallback did not settle within {} ms; handing over anyway",
+                    self.config.callback_timeout.unwrap_or_default().as_millis()
+                ));
+                report.callback_timed_out = true;
+            }
+        }
+
+        self.log.info(format_args!("About to write the shutdown file"));
+        match complete::write(&self.config.complete_path, SystemTime::now()) {
+            Ok(path) => {
+                self.log.info(format_args!("shut-me-down file written at {}", path.display()));
+                report.complete_file = Some(path.display().to_string());
+            }
+            Err(error) => {
+                self.log.warn(format_args!("error when writing shut-me-down file: {error}"));
+                report.complete_file_error = Some(error);
+            }
+        }
+        events.emit(&Event::Handover(report));
+        let _ = done.send(());
+    }
+}
+
+/// Sorts received packets into outcomes; owned by the listener task.
+struct Classifier<'a> {
+    identity: &'a Identity,
+    verifier: Option<Verifier>,
+    malformed_log: RateLimit,
+    log: &'a Logger,
+}
+
+impl Classifier<'_> {
+    fn classify(&mut self, packet: &Packet<'_>, now_ms: i64) -> (Outcome, i64) {
+        let announcement = match wire::decode_announcement(packet.bytes) {
+            Ok(a) => a,
+            Err(reason) => {
+                if self.log.enabled(crate::log::Level::Debug) {
+                    if let Some(held_back) = self.malformed_log.admit(StdInstant::now()) {
+                        self.log.debug(format_args!(
+                            "dropped a malformed packet from {}: {reason} ({held_back} more dropped since the last report)",
+                            packet.from
+                        ));
+                    }
+                }
+                return (Outcome::Malformed, 0);
+            }
+        };
+        if let Some(verifier) = &mut self.verifier {
+            match verifier.check(packet.bytes, &announcement, now_ms) {
+                Ok(()) => {}
+                Err(Refusal::Replayed) => return (Outcome::Replayed, 0),
+                Err(Refusal::Unsigned | Refusal::Forged) => return (Outcome::Unauthenticated, 0),
+            }
+        }
+        let outcome = match judge(self.identity, &announcement) {
+            Verdict::Own => Outcome::Own,
+            Verdict::OtherService => Outcome::OtherService,
+            Verdict::NotYounger => Outcome::Older,
+            Verdict::Younger => Outcome::Accepted,
+        };
+        (outcome, announcement.started_at_ms)
+    }
+}
