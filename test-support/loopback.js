@@ -1,0 +1,58 @@
+'use strict'
+// Helpers for tests that stay on loopback in the root namespace: options
+// that pin multicast to 127.0.0.1, a raw sender, polling, temp folders.
+
+const dgram = require('node:dgram')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+const GROUP = '239.192.16.16'
+
+/** Peer/status options that keep every packet on 127.0.0.1. */
+function loopbackOptions(port, extra = {}) {
+  return { port, networkMode: 'host', networkInterface: 'lo', logLevel: 'error', ...extra }
+}
+
+/** Sends raw datagrams to the group on loopback; resolves once all are sent. */
+async function sendRaw(port, packets, address = GROUP) {
+  const socket = dgram.createSocket('udp4')
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
+  socket.setMulticastInterface('127.0.0.1')
+  socket.setMulticastTTL(1)
+  try {
+    for (const packet of Array.isArray(packets) ? packets : [packets]) {
+      await new Promise((resolve, reject) => socket.send(packet, port, address, (e) => (e ? reject(e) : resolve())))
+    }
+  } finally {
+    socket.close()
+  }
+}
+
+/** A 9-byte v1 announcement, as the original sends. */
+function v1(startedAtMs) {
+  const buffer = Buffer.alloc(9)
+  buffer[0] = 1
+  buffer.writeBigInt64BE(BigInt(startedAtMs), 1)
+  return buffer
+}
+
+/** Polls `predicate` until it is truthy or `timeoutMs` passes. */
+async function waitFor(predicate, timeoutMs = 5000, what = 'condition') {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await predicate()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A fresh folder under the OS temp dir; removed by the returned cleanup. */
+function tempDir(prefix = 'handover-test-') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+}
+
+module.exports = { GROUP, loopbackOptions, sendRaw, v1, waitFor, sleep, tempDir }
