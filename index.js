@@ -14,6 +14,10 @@ function call(fn) {
   try {
     return fn()
   } catch (error) {
+    if (error && /Expected$/.test(error.code)) {
+      // napi's own conversion failure: a value of the wrong JS type.
+      throw new TypeError(error.message.replace('HandoverOptions.', 'options.'))
+    }
     const tagged = TAGGED.exec(error && error.message)
     if (!tagged) throw error
     const Class = tagged[1] === 'TypeError' ? TypeError : RangeError

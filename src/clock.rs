@@ -10,9 +10,13 @@ use crate::wire::{BootStamp, BOOT_ID_LEN, INSTANCE_ID_LEN};
 const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
 pub fn wall_now_ms() -> i64 {
+    wall_now_us().div_euclid(1000)
+}
+
+pub fn wall_now_us() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+        Ok(d) => d.as_micros() as i64,
+        Err(e) => -(e.duration().as_micros() as i64),
     }
 }
 
@@ -48,7 +52,7 @@ pub fn parse_boot_id(text: &str) -> Option<[u8; BOOT_ID_LEN]> {
 pub fn boot_stamp(started_at_ms: i64) -> Option<BootStamp> {
     let boot_id = boot_id()?;
     let boot_now_us = boot_clock_now_us()?;
-    let age_us = (wall_now_ms() - started_at_ms).saturating_mul(1000);
+    let age_us = wall_now_us().saturating_sub(started_at_ms.saturating_mul(1000));
     Some(BootStamp { boot_id, started_at_us: boot_now_us.saturating_sub(age_us) })
 }
 

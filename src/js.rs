@@ -20,20 +20,6 @@ use crate::stats::Snapshot;
 use crate::status::{KeepAlive, StatusChannel, StatusSink};
 use crate::wire::{self, StatusMessage};
 
-/// One worker thread is plenty for a few sockets and timers, and keeps the
-/// addon's footprint small (the default is one thread per core).
-#[napi_derive::module_init]
-fn init() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .max_blocking_threads(1)
-        .thread_name("handover")
-        .enable_all()
-        .build()
-        .expect("cannot start the handover runtime");
-    napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
-}
-
 /// Options for `HandoverPeer` and `HandoverStatus`; each wins over its environment variable.
 #[napi(object)]
 #[derive(Default)]

@@ -19,6 +19,7 @@ pub mod describe;
 pub mod log;
 pub mod net;
 pub mod peer;
+pub mod runtime;
 pub mod seniority;
 pub mod stats;
 pub mod status;

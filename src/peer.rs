@@ -178,7 +178,7 @@ impl Peer {
         let task_core = core.clone();
         let start = tokio::time::Instant::now();
         let offsets = ticker::announcement_offsets(core.config.heartbeat);
-        let handle = napi::bindgen_prelude::spawn(async move {
+        let handle = crate::runtime::spawn(async move {
             let _events = events; // held: an announcing peer keeps the process alive
             ticker::run(start, offsets, || {
                 task_core.announce(&socket);
@@ -213,7 +213,7 @@ impl Peer {
         })?;
         core.log.info(format_args!("heartbeatClientSocket listening 0.0.0.0:{}", channel.port));
         let task_core = core.clone();
-        let handle = napi::bindgen_prelude::spawn(async move {
+        let handle = crate::runtime::spawn(async move {
             match Receiver::new(socket) {
                 Ok(receiver) => task_core.listen(receiver, callback, events).await,
                 Err(e) => task_core.log.error(format_args!("cannot register the listening socket: {e}")),

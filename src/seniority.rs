@@ -5,7 +5,8 @@
 //! - One scoped to another service is not for us; an unscoped one (the
 //!   original library's) is honoured, so mixed fleets keep working.
 //! - Two peers of ours on the same boot compare `startedAt` on the boot
-//!   clock, which NTP steps do not move; otherwise the wall-clock stamp.
+//!   clock, which NTP steps do not move; otherwise (or when the boot stamps
+//!   are within the projection's error) the wall-clock stamp.
 //! - Equal stamps between two peers of ours are broken by the instance id,
 //!   so exactly one of them survives. An equal stamp from a peer without an
 //!   id (the original) is not younger, as in the original.
@@ -14,6 +15,10 @@ use crate::wire::{Announcement, BootStamp, INSTANCE_ID_LEN};
 use std::cmp::Ordering;
 
 /// What this instance announces about itself.
+/// Projecting `startedAt` onto the boot clock reads two clocks one after the
+/// other; stamps closer than this are the same instant.
+pub const BOOT_CLOCK_TOLERANCE_US: i64 = 1000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub started_at_ms: i64,
@@ -41,21 +46,23 @@ pub fn judge(own: &Identity, heard: &Announcement<'_>) -> Verdict {
             return Verdict::OtherService;
         }
     }
-    let same_boot = match (ext.and_then(|e| e.boot), own.boot) {
-        (Some(theirs), Some(ours)) if theirs.boot_id == ours.boot_id => Some((theirs, ours)),
-        _ => None,
+    let by_boot_clock = match (ext.and_then(|e| e.boot), own.boot) {
+        (Some(theirs), Some(ours)) if theirs.boot_id == ours.boot_id => {
+            let gap = theirs.started_at_us.saturating_sub(ours.started_at_us);
+            if gap.abs() < BOOT_CLOCK_TOLERANCE_US {
+                Ordering::Equal
+            } else {
+                gap.cmp(&0)
+            }
+        }
+        _ => Ordering::Equal,
     };
-    let by_clock = match same_boot {
-        Some((theirs, ours)) => theirs.started_at_us.cmp(&ours.started_at_us),
-        None => heard.started_at_ms.cmp(&own.started_at_ms),
-    };
-    let order = match by_clock {
-        Ordering::Equal => match ext.and_then(|e| e.instance) {
+    let order = by_boot_clock
+        .then(heard.started_at_ms.cmp(&own.started_at_ms))
+        .then_with(|| match ext.and_then(|e| e.instance) {
             Some(theirs) => theirs.cmp(&own.instance),
             None => Ordering::Equal,
-        },
-        decided => decided,
-    };
+        });
     if order == Ordering::Greater {
         Verdict::Younger
     } else {
@@ -146,6 +153,18 @@ mod tests {
         let new = identity(2000, 2, Some(([2; 16], 5_000_000)), None);
         assert_eq!(verdict(&old, &packet_of(&new)), Verdict::Younger);
         assert_eq!(verdict(&new, &packet_of(&old)), Verdict::NotYounger);
+    }
+
+    #[test]
+    fn boot_stamps_within_the_projection_error_fall_back_to_wall_and_instance() {
+        let boot = [7u8; 16];
+        let a = identity(1000, 9, Some((boot, 5_000)), None);
+        let b = identity(1000, 1, Some((boot, 5_400)), None);
+        // b's boot stamp is 0.4 ms later, but that is noise: a's higher id wins.
+        assert_eq!(verdict(&b, &packet_of(&a)), Verdict::Younger);
+        assert_eq!(verdict(&a, &packet_of(&b)), Verdict::NotYounger);
+        let c = identity(999, 1, Some((boot, 5_400)), None);
+        assert_eq!(verdict(&c, &packet_of(&a)), Verdict::Younger, "then the wall clock");
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl StatusChannel {
         core.send(&sender, &packet, what);
         let task_core = core.clone();
         let start = tokio::time::Instant::now();
-        let handle = napi::bindgen_prelude::spawn(async move {
+        let handle = crate::runtime::spawn(async move {
             let _keep_alive = keep_alive;
             ticker::run(start, ticker::every(period), || {
                 task_core.send(&sender, &packet, what);
@@ -174,7 +174,7 @@ impl StatusChannel {
         })?;
         core.log.info(format_args!("status socket listening 0.0.0.0:{}", core.config.channel.port));
         let task_core = core.clone();
-        let handle = napi::bindgen_prelude::spawn(async move {
+        let handle = crate::runtime::spawn(async move {
             match Receiver::new(socket) {
                 Ok(receiver) => task_core.listen(receiver, sink).await,
                 Err(e) => task_core.log.error(format_args!("cannot register the status socket: {e}")),

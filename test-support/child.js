@@ -6,8 +6,13 @@
 //   node child.js '{"impl":"ours"|"original","startedAt":ms,"options":{...},"env":{...}}'
 //
 // Commands on stdin: {"cmd":"listen"} {"cmd":"broadcast"} {"cmd":"close"} {"cmd":"exit"}
+//                    {"cmd":"stats"} {"cmd":"state"}
 // Reports on stdout: {"event":"ready"} {"event":"listening"} {"event":"broadcasting", "at": hrtime ns}
 //                    {"event":"callback","at": hrtime ns} {"event":"stats",...}
+//                    {"event":"state","shuttingDown":bool,"instanceId":...}
+// Optional config: "reportHandover": true reports {"event":"handover",...the
+// payload of peer.handover} (ours only); "exitWithParent": true exits when
+// stdin closes, so a parent that dies leaves no peer behind.
 
 const readline = require('node:readline')
 
@@ -47,14 +52,21 @@ const commands = {
   stats() {
     report('stats', typeof peer.stats === 'function' ? peer.stats() : {})
   },
+  state() {
+    report('state', { shuttingDown: peer.shuttingDown, instanceId: peer.instanceId })
+  },
   exit() {
     process.exit(0)
   },
 }
 
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
+if (config.reportHandover && peer.handover) peer.handover.then((payload) => report('handover', payload))
+
+const input = readline.createInterface({ input: process.stdin })
+input.on('line', (line) => {
   if (!line.trim()) return
   const { cmd } = JSON.parse(line)
   commands[cmd]()
 })
+if (config.exitWithParent) input.on('close', () => process.exit(0))
 report('ready', { pid: process.pid })

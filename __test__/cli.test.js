@@ -1,0 +1,214 @@
+'use strict'
+// The `handover` command, run as a child process. Everything is pinned to
+// loopback (host mode on lo); ports 44000–44099 belong to this file.
+
+const { execFile, spawn } = require('node:child_process')
+const dgram = require('node:dgram')
+const path = require('node:path')
+
+const CLI = path.join(__dirname, '..', 'cli', 'handover.js')
+const LOOPBACK = ['--network-mode', 'host', '--interface', 'lo']
+const GROUP = '239.192.16.16'
+
+/** The environment without the library's variables, so the machine's settings cannot leak in. */
+function cleanEnv(extra = {}) {
+  const env = { ...process.env }
+  for (const key of Object.keys(env)) {
+    if (/^(SHUTDOWN_|HANDOVER_|NETWORK_INTERFACE$|BALENA_SERVICE_|LOGLEVEL$)/.test(key)) delete env[key]
+  }
+  return { ...env, ...extra }
+}
+
+/** Runs the CLI to completion. */
+function run(args, env) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: cleanEnv(env), timeout: 10000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? error.code : 0, stdout, stderr })
+    })
+  })
+}
+
+/** Starts `handover watch` and resolves once its sockets are bound (it says so on stderr). */
+function startWatch(args) {
+  const child = spawn(process.execPath, [CLI, 'watch', ...args], { env: cleanEnv() })
+  const output = { stdout: '', stderr: '' }
+  child.stdout.on('data', (chunk) => (output.stdout += chunk))
+  const exited = new Promise((resolve) => child.on('exit', (code) => resolve({ code, ...output })))
+  const ready = new Promise((resolve, reject) => {
+    child.stderr.on('data', (chunk) => {
+      output.stderr += chunk
+      if (output.stderr.includes('watching')) resolve()
+    })
+    exited.then(() => reject(new Error(`watch exited early: ${output.stderr}`)))
+  })
+  return { child, ready, exited }
+}
+
+/** Sends one datagram to the group through loopback only. */
+function sendToGroup(bytes, port) {
+  const socket = dgram.createSocket('udp4')
+  return new Promise((resolve, reject) => {
+    socket.bind(0, '127.0.0.1', () => {
+      socket.setMulticastInterface('127.0.0.1')
+      socket.send(bytes, port, GROUP, (error) => {
+        socket.close()
+        error ? reject(error) : resolve()
+      })
+    })
+  })
+}
+
+describe('help', () => {
+  test.each(['watch', 'announce', 'status', 'decode'])('%s --help prints its usage and exits 0', async (command) => {
+    const { code, stdout } = await run([command, '--help'])
+    expect(code).toBe(0)
+    expect(stdout).toMatch(new RegExp(`^Usage: handover ${command}`))
+  })
+
+  test('--help lists every command', async () => {
+    const { code, stdout } = await run(['--help'])
+    expect(code).toBe(0)
+    for (const command of ['watch', 'announce', 'status', 'decode']) expect(stdout).toContain(`  ${command}`)
+  })
+
+  test('an unknown command prints the usage and exits 2', async () => {
+    const { code, stderr } = await run(['frobnicate'])
+    expect(code).toBe(2)
+    expect(stderr).toContain("unknown command 'frobnicate'")
+    expect(stderr).toContain('Usage: handover <command>')
+  })
+
+  test('no command at all is a usage error', async () => {
+    expect((await run([])).code).toBe(2)
+  })
+})
+
+describe('decode', () => {
+  test('a v1 announcement', async () => {
+    const { code, stdout } = await run(['decode', '--json', '010000018bcfe56800'])
+    expect(code).toBe(0)
+    expect(JSON.parse(stdout)).toEqual({
+      kind: 'announcement',
+      extended: false,
+      timestamp: 1700000000000,
+      date: '2023-11-14T22:13:20.000Z',
+    })
+  })
+
+  test('human form names the kind and the date', async () => {
+    const { code, stdout } = await run(['decode', '01 00 00 01 8b cf e5 68 00'])
+    expect(code).toBe(0)
+    expect(stdout).toMatch(/^announcement v1 plain .*2023-11-14T22:13:20\.000Z \(1700000000000 ms\)/)
+  })
+
+  test('a malformed packet: its length, reason and a hex preview', async () => {
+    const { code, stdout } = await run(['decode', '--json', '0900ff'])
+    expect(code).toBe(0)
+    expect(JSON.parse(stdout)).toMatchObject({ kind: 'malformed', length: 3, preview: '0900ff', reason: expect.stringMatching(/version/) })
+    const human = await run(['decode', '0102'])
+    expect(human.stdout).toMatch(/^malformed \(too short.*\) 2 bytes: 0102/)
+  })
+
+  test('text that is not hex is a usage error', async () => {
+    const { code, stderr } = await run(['decode', 'xyz'])
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/^handover: 'xyz' is not a packet in hex/)
+  })
+})
+
+describe('watch with announce and status on loopback', () => {
+  test('prints one decoded JSON line per packet, then exits after --count', async () => {
+    const handover = ['--port', '44010']
+    const status = ['--status-port', '44011']
+    const watch = startWatch([...LOOPBACK, ...handover, ...status, '--count', '3', '--json', '--timeout', '8000'])
+    await watch.ready
+
+    const announced = await run(['announce', ...LOOPBACK, ...handover, '--service', 'api', '--timestamp', '1700000000000'])
+    expect(announced).toMatchObject({ code: 0, stdout: expect.stringContaining('service=api') })
+    const sent = await run(['status', 'up', ...LOOPBACK, ...status, '--service', 'api', '--address', '10.0.0.7', '--address', '127.0.0.1'])
+    expect(sent.code).toBe(0)
+    await sendToGroup(Buffer.from([0x07, 0xaa]), 44011)
+
+    const { code, stdout } = await watch.exited
+    expect(code).toBe(0)
+    const lines = stdout.trim().split('\n').map((line) => JSON.parse(line))
+    expect(lines).toHaveLength(3)
+    const byKind = Object.fromEntries(lines.map((line) => [line.kind, line]))
+    expect(byKind.announcement).toMatchObject({
+      channel: 'handover',
+      extended: true,
+      service: 'api',
+      signed: false,
+      timestamp: 1700000000000,
+      date: '2023-11-14T22:13:20.000Z',
+      from: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+    })
+    expect(byKind.status).toMatchObject({ channel: 'status', serviceName: 'api', status: 'UP', addresses: ['10.0.0.7', '127.0.0.1'] })
+    expect(byKind.malformed).toMatchObject({ channel: 'status', length: 2, preview: '07aa' })
+  })
+
+  test('human lines: time, source, channel and what the packet says', async () => {
+    const watch = startWatch([...LOOPBACK, '--port', '44012', '--status-port', '44013', '--count', '1', '--timeout', '8000'])
+    await watch.ready
+    await run(['status', 'down', ...LOOPBACK, '--status-port', '44013', '--service', 'web', '--address', '127.0.0.1'])
+    const { code, stdout } = await watch.exited
+    expect(code).toBe(0)
+    expect(stdout).toMatch(/^\d\d:\d\d:\d\d\.\d{3} +127\.0\.0\.1:\d+ +status +status v2 DOWN service=web addresses=127\.0\.0\.1 /)
+  })
+
+  test('Ctrl-C stops watching with exit code 0', async () => {
+    const watch = startWatch([...LOOPBACK, '--port', '44014', '--status-port', '44015'])
+    await watch.ready
+    watch.child.kill('SIGINT')
+    expect((await watch.exited).code).toBe(0)
+  })
+
+  test('--timeout before --count is reached fails with exit code 1', async () => {
+    const { code, stderr } = await run(['watch', ...LOOPBACK, '--port', '44016', '--status-port', '44017', '--count', '1', '--timeout', '200'])
+    expect(code).toBe(1)
+    expect(stderr).toContain('timed out after 200 ms having heard 0 of 1 packets')
+  })
+})
+
+describe('errors say what to fix', () => {
+  test.each([
+    [['watch', '--port', '70000'], /^handover: --port must be a whole number from 1 to 65535; got '70000'/],
+    [['announce', '--port', 'abc'], /^handover: --port must be a whole number/],
+    [['watch', '--status-address', '1.2.3'], /^handover: --status-address must be an IPv4 address.*got '1\.2\.3'/],
+    [['announce', '--address', 'not-an-ip'], /^handover: --address must be an IPv4 address/],
+    [['status', 'up', '--service', 'api', '--address', '::1'], /^handover: .*IPv4 address.*'::1'/],
+    [['status', 'up', '--service', 'x'.repeat(64), '--address', '127.0.0.1'], /^handover: .*64 bytes/],
+    [['status', 'sideways', '--service', 'api', '--address', '127.0.0.1'], /^handover: status takes 'up' or 'down'/],
+    [['announce', '--timestamp', 'soon'], /^handover: --timestamp must be/],
+    [['watch', '--frequency', '3'], /^handover: Unknown option '--frequency'/],
+  ])('%j exits 2', async (args, message) => {
+    const { code, stderr } = await run([...args, ...LOOPBACK])
+    expect(code).toBe(2)
+    expect(stderr).toMatch(message)
+  })
+
+  test('a bad value from the environment names the variable', async () => {
+    const { code, stderr } = await run(['watch', ...LOOPBACK], { SHUTDOWN_PORT: '0' })
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/^handover: SHUTDOWN_PORT must be a whole number/)
+  })
+
+  test('host mode on a missing interface is refused rather than falling back to the LAN', async () => {
+    const { code, stderr } = await run(['announce', '--network-mode', 'host', '--interface', 'nosuch0'])
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/^handover: interface 'nosuch0' does not exist/)
+    expect(stderr).toContain('lo')
+  })
+
+  test('a port held by a program that does not share it: exit code 1', async () => {
+    const holder = dgram.createSocket({ type: 'udp4', reuseAddr: false })
+    await new Promise((resolve) => holder.bind(44018, resolve))
+    try {
+      const { code, stderr } = await run(['watch', ...LOOPBACK, '--port', '44018', '--status-port', '44019'])
+      expect(code).toBe(1)
+      expect(stderr).toMatch(/^handover: port 44018 \(handover channel\) is in use/)
+    } finally {
+      holder.close()
+    }
+  })
+})

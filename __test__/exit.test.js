@@ -1,0 +1,94 @@
+'use strict'
+// Nothing native keeps a Node process alive once every object is closed,
+// and an active peer keeps it alive like the original's sockets do. Each
+// case runs in a child process, since Jest's own handles would hide a leak.
+// Ports 42300–42399.
+
+const { spawn } = require('node:child_process')
+const path = require('node:path')
+
+const ROOT = path.join(__dirname, '..')
+
+/** Runs `source` in a child node; resolves with its exit code and how long it lived after `mark`. */
+function run(source, { killAfterMs = 5000 } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', source], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    let markedAt = null
+    child.stdout.on('data', (d) => {
+      out += d
+      if (markedAt === null && out.includes('MARK')) markedAt = Date.now()
+    })
+    const killer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+    child.on('exit', (code, signal) => {
+      clearTimeout(killer)
+      resolve({ code, signal, out, afterMarkMs: markedAt === null ? null : Date.now() - markedAt })
+    })
+  })
+}
+
+const PRELUDE = `
+  const { HandoverPeer, HandoverStatus } = require('./index.js')
+  const opts = (port, extra) => ({ port, networkMode: 'host', networkInterface: 'lo', logLevel: 'error', ...extra })
+`
+
+test('a process that creates, uses and closes every object exits by itself within 1 s', async () => {
+  const result = await run(`${PRELUDE}
+    const peer = new HandoverPeer(new Date(), undefined, opts(42300))
+    peer.startListening(async () => {})
+    peer.startBroadcasting()
+    const status = new HandoverStatus(new Date(), 'api', ['10.0.0.1'], undefined, opts(42301))
+    status.startListening(() => {})
+    status.startBroadcastingServiceUp()
+    status.startBroadcastingServiceDown()
+    setTimeout(() => {
+      peer.close()
+      status.close()
+      console.log('MARK')
+    }, 300)
+  `)
+  expect(result.code).toBe(0)
+  expect(result.afterMarkMs).not.toBeNull()
+  expect(result.afterMarkMs).toBeLessThan(1000)
+})
+
+test.each([
+  ['listening peer', `new HandoverPeer(new Date(), undefined, opts(42310)).startListening(async () => {})`],
+  ['broadcasting peer', `new HandoverPeer(new Date(), undefined, opts(42311)).startBroadcasting()`],
+  ['status listener', `new HandoverStatus(new Date(), 'a', [], undefined, opts(42312)).startListening(() => {})`],
+  ['status UP ticker', `new HandoverStatus(new Date(), 'a', [], undefined, opts(42313)).startBroadcastingServiceUp()`],
+])('a %s keeps the process alive, like the original', async (_, body) => {
+  const result = await run(`${PRELUDE}
+    ${body}
+    console.log('MARK')
+  `, { killAfterMs: 1500 })
+  expect(result.signal).toBe('SIGKILL')
+})
+
+test('a constructed but unused peer does not keep the process alive', async () => {
+  const result = await run(`${PRELUDE}
+    new HandoverPeer(new Date(), undefined, opts(42320))
+    new HandoverStatus(new Date(), 'a', [], undefined, opts(42321))
+    console.log('MARK')
+  `)
+  expect(result.code).toBe(0)
+})
+
+test('an old instance exits by itself once it has handed over (nothing else running)', async () => {
+  const result = await run(`${PRELUDE}
+    const fs = require('node:fs'), os = require('node:os'), path = require('node:path')
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-exit-'))
+    const old = new HandoverPeer(new Date(1000), undefined, opts(42330, { handoverCompletePath: path.join(dir, 'done') }))
+    old.startListening(async () => {})
+    old.startBroadcasting()
+    const young = new HandoverPeer(new Date(), undefined, opts(42330))
+    young.startBroadcasting()
+    old.handover.then((r) => {
+      young.close()
+      console.log('MARK', fs.existsSync(r.completeFile))
+    })
+  `)
+  expect(result.out).toContain('MARK true')
+  expect(result.code).toBe(0)
+  expect(result.afterMarkMs).toBeLessThan(1000)
+})

@@ -1,0 +1,174 @@
+'use strict'
+// Drives peers (ours or the JS original) running as test-support/child.js in
+// the namespaces of a Topology, one process per instance, as on a device.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const readline = require('node:readline')
+
+const CHILD = path.join(__dirname, '..', '..', '..', 'test-support', 'child.js')
+const SENDER = path.join(__dirname, 'packet-sender.js')
+/** Generous on a loaded 2-core machine: starting node and the original's logger takes a while. */
+const STARTUP_MS = 15_000
+const REPLY_MS = 5_000
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Polls `probe` until it returns something truthy. */
+async function eventually(probe, what, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+/** A folder of the test's own, standing in for a container's /tmp/balena. */
+function scratchFolder(label) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `handover-scenario-${label}-`))
+}
+
+/**
+ * A child process speaking JSON lines: what it reported so far, and waiting
+ * for the next report of a kind.
+ */
+class LineProcess {
+  constructor(label, child) {
+    this.label = label
+    this.child = child
+    this.reports = []
+    this.waiters = []
+    this.stderrTail = ''
+    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+    child.stderr.on('data', (chunk) => {
+      this.stderrTail = (this.stderrTail + chunk).slice(-4000)
+    })
+    readline.createInterface({ input: child.stdout }).on('line', (line) => this.received(line))
+  }
+
+  received(line) {
+    let report
+    try {
+      report = JSON.parse(line)
+    } catch {
+      return // a log line of the original's logger
+    }
+    if (!report || typeof report.event !== 'string') return
+    this.reports.push(report)
+    for (const waiter of this.waiters.filter((w) => w.matches(report))) waiter.resolve(report)
+  }
+
+  /** The first report of `event` from index `from` on, now or when it comes. */
+  next(event, { from = 0, timeoutMs = REPLY_MS } = {}) {
+    const index = this.reports.findIndex((r, i) => i >= from && r.event === event)
+    if (index >= 0) return Promise.resolve(this.reports[index])
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        matches: (r) => r.event === event,
+        resolve: (r) => {
+          clearTimeout(timer)
+          this.waiters.splice(this.waiters.indexOf(waiter), 1)
+          resolve(r)
+        },
+      }
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1)
+        reject(new Error(`${this.label}: no '${event}' report within ${timeoutMs} ms\n${this.stderrTail}`))
+      }, timeoutMs)
+      this.waiters.push(waiter)
+    })
+  }
+
+  has(event) {
+    return this.reports.some((r) => r.event === event)
+  }
+
+  /** Sends a command and waits for the report it answers with. */
+  async ask(message, answer, timeoutMs) {
+    const from = this.reports.length
+    this.child.stdin.write(JSON.stringify(message) + '\n')
+    return this.next(answer, { from, timeoutMs })
+  }
+
+  get running() {
+    return this.child.exitCode === null && this.child.signalCode === null
+  }
+}
+
+/** One instance of a service: child.js in a namespace. */
+class PeerProcess extends LineProcess {
+  /**
+   * `config` is child.js's ({ impl, startedAt, options, env, … }).
+   * `wrap` prefixes the node command line (an `unshare …` for a time or mount namespace).
+   */
+  static async start(topology, role, label, config, wrap = []) {
+    const line = { impl: 'ours', reportHandover: true, exitWithParent: true, ...config }
+    const args = [...wrap, process.execPath, CHILD, JSON.stringify(line)]
+    const child = topology.spawn(role, args[0], args.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
+    const peer = new PeerProcess(label, child)
+    peer.startedAt = line.startedAt
+    await peer.next('ready', { timeoutMs: STARTUP_MS })
+    return peer
+  }
+
+  async listen() {
+    await this.ask({ cmd: 'listen' }, 'listening')
+  }
+
+  async broadcast() {
+    await this.ask({ cmd: 'broadcast' }, 'broadcasting')
+  }
+
+  async stats() {
+    return this.ask({ cmd: 'stats' }, 'stats')
+  }
+
+  async shuttingDown() {
+    return (await this.ask({ cmd: 'state' }, 'state')).shuttingDown
+  }
+
+  /** The handover report of ours: the callback ran and the complete file was written (or not). */
+  handedOver(timeoutMs = 15_000) {
+    return this.next('handover', { timeoutMs })
+  }
+
+  callbackRan(timeoutMs = 15_000) {
+    return this.next('callback', { timeoutMs })
+  }
+}
+
+/** Raw datagrams from a namespace: forged, malformed or hand-made announcements. */
+class PacketSender extends LineProcess {
+  static async start(topology, role, label = 'sender') {
+    const child = topology.spawn(role, process.execPath, [SENDER], { stdio: ['pipe', 'pipe', 'pipe'] })
+    const sender = new PacketSender(label, child)
+    await sender.next('ready', { timeoutMs: STARTUP_MS })
+    return sender
+  }
+
+  /** Sends every packet (Buffers) to `address:port`; resolves once all left the socket. */
+  async send(packets, { address = '239.192.16.16', port = 1536 } = {}) {
+    const message = { address, port, packets: packets.map((p) => p.toString('hex')) }
+    return this.ask(message, 'sent', 30_000)
+  }
+}
+
+/**
+ * Wraps child.js for the original: it always writes
+ * /tmp/balena/handover-complete, so it gets a private /tmp (a mount
+ * namespace) backed by `folder`; the file lands in `folder`/balena.
+ */
+function privateTmp(folder) {
+  fs.mkdirSync(path.join(folder, 'balena'), { recursive: true })
+  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /tmp && exec "$@"', folder]
+}
+
+/** Wraps child.js so its CLOCK_BOOTTIME runs `seconds` ahead (a time namespace). */
+function bootClockAhead(seconds) {
+  return ['unshare', '--time', '--boottime', String(seconds)]
+}
+
+module.exports = { PeerProcess, PacketSender, privateTmp, bootClockAhead, eventually, scratchFolder, sleep }

@@ -1,0 +1,159 @@
+'use strict'
+// HandoverStatus on loopback sockets, and the v2 bytes checked against a
+// JS codec written here from the table in SPEC §3. Ports 42100–42199.
+
+const dgram = require('node:dgram')
+const { HandoverStatus, encodeStatusMessage } = require('..')
+const { loopbackOptions, sendRaw, waitFor, sleep, GROUP } = require('../test-support/loopback')
+
+let nextPort = 42100
+const open = []
+afterEach(() => {
+  while (open.length) open.pop().close()
+})
+
+function status(startedAt, serviceName, addresses, port) {
+  const s = new HandoverStatus(startedAt, serviceName, addresses, undefined, loopbackOptions(port))
+  open.push(s)
+  return s
+}
+
+// --- v2 from the spec table: offsets 0 version, 1 ts, 9 name[63], 72 addrs[40], 112 status[8]
+function specEncode({ timestamp, serviceName, addresses, status: text }) {
+  const b = Buffer.alloc(120)
+  b[0] = 0x02
+  b.writeBigInt64BE(BigInt(timestamp), 1)
+  b.write(serviceName, 9, 63, 'utf8')
+  addresses.forEach((a, i) => a.split('.').forEach((octet, j) => (b[72 + 4 * i + j] = Number(octet))))
+  b.write(text, 112, 8, 'utf8')
+  return b
+}
+
+function specDecode(b) {
+  const text = (from, to) => {
+    const slice = b.subarray(from, to)
+    const end = slice.indexOf(0)
+    return slice.subarray(0, end === -1 ? slice.length : end).toString('utf8')
+  }
+  const addresses = []
+  for (let at = 72; at < 112 && b[at] !== 0; at += 4) addresses.push([...b.subarray(at, at + 4)].join('.'))
+  return { version: b[0], timestamp: b.readBigInt64BE(1), serviceName: text(9, 72), addresses, status: text(112, 120) }
+}
+
+/** Collects raw datagrams on a port, joined to the group on loopback. */
+async function rawListener(port) {
+  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true })
+  const packets = []
+  socket.on('message', (m) => packets.push(m))
+  await new Promise((resolve) => socket.bind(port, resolve))
+  socket.addMembership(GROUP, '127.0.0.1')
+  return { packets, close: () => socket.close() }
+}
+
+test('UP is sent at once with the name, addresses and timestamp, in the spec layout', async () => {
+  const port = nextPort++
+  const raw = await rawListener(port)
+  try {
+    const startedAt = new Date(1_700_000_000_000)
+    const s = status(startedAt, 'api', ['10.0.0.2', '172.17.0.5'], port)
+    s.startBroadcastingServiceUp()
+    await waitFor(() => raw.packets.length >= 1, 3000, 'an UP packet')
+    const packet = raw.packets[0]
+    expect(packet.length).toBe(120)
+    expect(specDecode(packet)).toEqual({
+      version: 2,
+      timestamp: 1_700_000_000_000n,
+      serviceName: 'api',
+      addresses: ['10.0.0.2', '172.17.0.5'],
+      status: 'UP',
+    })
+    expect(packet.equals(specEncode({ timestamp: 1_700_000_000_000, serviceName: 'api', addresses: ['10.0.0.2', '172.17.0.5'], status: 'UP' }))).toBe(true)
+    // Idempotent: a second call does not send again at once.
+    s.startBroadcastingServiceUp()
+    await sleep(150)
+    expect(raw.packets.length).toBe(1)
+  } finally {
+    raw.close()
+  }
+})
+
+test('the listener hears UP and DOWN (own included), and DOWN repeats about every 100 ms', async () => {
+  const port = nextPort++
+  const s = status(new Date(1_700_000_000_000), 'worker', ['192.168.1.10'], port)
+  const heard = []
+  s.startListening(async (m) => heard.push({ ...m, at: Date.now() }))
+  s.startBroadcastingServiceUp()
+  await waitFor(() => heard.some((m) => m.status === 'UP'), 3000, 'UP')
+  expect(heard[0]).toEqual({
+    timestamp: 1_700_000_000_000n,
+    serviceName: 'worker',
+    addresses: ['192.168.1.10'],
+    status: 'UP',
+    at: expect.any(Number),
+  })
+  s.startBroadcastingServiceDown()
+  await waitFor(() => heard.filter((m) => m.status === 'DOWN').length >= 6, 3000, 'six DOWN packets')
+  const downs = heard.filter((m) => m.status === 'DOWN').map((m) => m.at)
+  const gaps = downs.slice(1).map((t, i) => t - downs[i])
+  const median = gaps.sort((a, b) => a - b)[Math.floor(gaps.length / 2)]
+  expect(median).toBeGreaterThanOrEqual(60)
+  expect(median).toBeLessThanOrEqual(200)
+  // DOWN replaced UP: no UP after the first DOWN.
+  const firstDown = heard.findIndex((m) => m.status === 'DOWN')
+  expect(heard.slice(firstDown).every((m) => m.status === 'DOWN')).toBe(true)
+})
+
+test('bytes from a JS encoder written from the spec are decoded by our listener', async () => {
+  const port = nextPort++
+  const s = status(new Date(), 'listener', [], port)
+  const heard = []
+  s.startListening((m) => heard.push(m))
+  const message = { timestamp: -42, serviceName: 'ünïcode-svc', addresses: ['1.2.3.4', '5.6.7.8', '9.10.11.12'], status: 'DRAINING' }
+  await sendRaw(port, specEncode(message))
+  await waitFor(() => heard.length === 1, 3000, 'the message')
+  expect(heard[0]).toEqual({ ...message, timestamp: -42n })
+  expect(encodeStatusMessage(-42, message.serviceName, message.addresses, 'DRAINING').equals(specEncode(message))).toBe(true)
+})
+
+test('malformed status packets are dropped and counted; a failing callback does not stop delivery', async () => {
+  const port = nextPort++
+  const s = status(new Date(), 'listener', [], port)
+  const heard = []
+  s.startListening((m) => {
+    heard.push(m)
+    if (heard.length === 1) throw new Error('callback failure is logged, not fatal')
+    return Promise.reject(new Error('rejections too'))
+  })
+  await sendRaw(port, [Buffer.from([2, 1, 2]), Buffer.alloc(119, 2), Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 1])])
+  const good = specEncode({ timestamp: 1, serviceName: 'x', addresses: [], status: 'UP' })
+  await sendRaw(port, [good, good])
+  await waitFor(() => heard.length === 2, 3000, 'two messages')
+  expect(s.stats()).toMatchObject({ malformed: 3, accepted: 2, received: 5 })
+})
+
+test('close() stops the tickers', async () => {
+  const port = nextPort++
+  const raw = await rawListener(port)
+  try {
+    const s = status(new Date(), 'api', [], port)
+    s.startBroadcastingServiceDown()
+    await waitFor(() => raw.packets.length >= 2, 3000, 'DOWN packets')
+    s.close()
+    await sleep(150)
+    const count = raw.packets.length
+    await sleep(300)
+    expect(raw.packets.length).toBe(count)
+    expect(() => s.startBroadcastingServiceUp()).toThrow(/closed/)
+  } finally {
+    raw.close()
+  }
+})
+
+test('exposes the original members', () => {
+  const startedAt = new Date()
+  const s = status(startedAt, 'api', ['10.0.0.1'], nextPort++)
+  expect(s.startedAt).toBe(startedAt)
+  expect(s.startedAt instanceof Date).toBe(true)
+  expect(s.networkPort).toBe(nextPort - 1)
+  expect(s.statusBroadcastAddress).toBe('239.192.16.16')
+})

@@ -1,0 +1,81 @@
+'use strict'
+// `handover announce`: act as a newly started instance, so that the running
+// one hands over. Only announces: it never listens, so it can never write a
+// handover-complete file itself.
+
+const { HandoverPeer } = require('../../index.js')
+const { UsageError } = require('../errors')
+const { resolveNetwork, resolveChannel, libraryOptions, describeChannel, pick } = require('../settings')
+const { parseTimestamp } = require('../timestamp')
+const { isoDate } = require('../format')
+const { firstSend, followSends, untilSignal } = require('../sending')
+const { handoverOptions, networkOptions, logOptions, helpFor } = require('./channel-options')
+
+const help = `Usage: handover announce [--service NAME] [--timestamp MS] [--repeat] [options]
+
+Announces a startup timestamp on the handover channel, as a new instance
+does once it is ready: every running instance of the service that started
+earlier hands over. Sends one announcement and exits, or with --repeat keeps
+announcing until Ctrl-C.
+
+Options:
+  --service NAME      scope: only instances of this service hand over
+                      (BALENA_SERVICE_NAME; unscoped when neither is set,
+                      as the original handover-lib announces)
+  --timestamp MS      startedAt, ms since the epoch or a date (default: now)
+  --secret S          sign the announcement (HANDOVER_SECRET)
+  --repeat            keep announcing until Ctrl-C
+  --interval MS       with --repeat: time between announcements (default 10000)
+${helpFor(handoverOptions, networkOptions, logOptions)}
+  -h, --help          this help
+
+Example:
+  handover announce --service api --network-mode host --interface supervisor0
+`
+
+const options = {
+  ...handoverOptions,
+  ...networkOptions,
+  ...logOptions,
+  service: { type: 'string' },
+  timestamp: { type: 'string' },
+  secret: { type: 'string' },
+  repeat: { type: 'boolean' },
+  interval: { type: 'string' },
+}
+
+function interval(value) {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value)) throw new UsageError(`--interval must be a whole number of milliseconds; got '${value}'`)
+  return Number(value)
+}
+
+async function run(flags) {
+  const startedAt = parseTimestamp(flags.timestamp)
+  const channel = resolveChannel('handover', flags, resolveNetwork(flags))
+  const options = libraryOptions(channel, flags)
+  if (flags.service !== undefined) options.serviceName = flags.service
+  if (flags.secret !== undefined) options.secret = flags.secret
+  if (flags.interval !== undefined) options.heartbeatIntervalMs = interval(flags.interval)
+
+  const peer = new HandoverPeer(startedAt, undefined, options)
+  const service = pick(flags, 'service', process.env, 'BALENA_SERVICE_NAME')
+  const signed = pick(flags, 'secret', process.env, 'HANDOVER_SECRET') ? ' signed' : ''
+  const what = `startedAt ${isoDate(startedAt.valueOf())} (${startedAt.valueOf()} ms) ${service ? `service=${service.value}` : 'unscoped'} instance=${peer.instanceId}${signed}`
+  const report = (count) => process.stdout.write(`announced #${count} ${what} to ${describeChannel(channel)}\n`)
+  try {
+    peer.startBroadcasting()
+    if (!flags.repeat) {
+      await firstSend(peer)
+      report(1)
+      return
+    }
+    const follower = followSends(peer, report)
+    await Promise.race([untilSignal(), follower.done])
+    follower.stop()
+  } finally {
+    peer.close()
+  }
+}
+
+module.exports = { name: 'announce', brief: 'announce as a new instance, so the running one hands over', help, options, run }

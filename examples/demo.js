@@ -1,0 +1,155 @@
+'use strict'
+// `npm run demo`: a zero-downtime update, end to end, on this machine only.
+//
+// A simulated supervisor runs v1 of a small web service; a router follows
+// the status channel and proxies a client's continuous requests to whichever
+// instance is UP. Then the supervisor starts v2: v2 warms up, announces UP
+// and its startedAt; v1 hears it, announces DOWN, drains, and the library
+// writes v1's handover-complete file; the supervisor sees the file and kills
+// v1. The summary counts who served the requests and how many failed: none.
+//
+// Everything stays on loopback (host mode on lo), on free ports and a
+// multicast group of the demo's own, so it runs without root beside other
+// handover traffic on the host and disturbs none of it.
+
+const { EventEmitter, once } = require('node:events')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { createTimeline } = require('./timeline')
+const { freeUdpPort, freeTcpPortOn } = require('./ports')
+const { Router } = require('./router')
+const { Client } = require('./client')
+const { Supervisor } = require('./supervisor')
+
+/** Each instance has an address of its own, as containers do; see router.js. */
+const ADDRESSES = { v1: '127.0.0.2', v2: '127.0.0.3' }
+const SERVICE = 'web'
+const TIMING = {
+  v1WarmupMs: 100,
+  v2WarmupMs: 400,
+  workMs: 25, // per request
+  routerGraceMs: 200, // between announcing DOWN and closing the listener
+  v1AloneMs: 1000, // traffic before the update
+  v2AloneMs: 700, // traffic after it
+  handoverTimeoutMs: 5000,
+  killGraceMs: 2000,
+  watchdogMs: 20000, // the demo gives up
+}
+const CONCURRENCY = 4
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const randomGroup = () => `239.192.${100 + Math.floor(Math.random() * 100)}.${1 + Math.floor(Math.random() * 254)}`
+
+/** What an instance reports over IPC, as a timeline line. */
+function describeEvent(instance, message) {
+  const { host, port } = instance.config
+  switch (message.event) {
+    case 'ready':
+      return `ready: serving on ${host}:${port}, announced UP and its startedAt (${message.startedAt})`
+    case 'heardYounger':
+      return `heard a younger instance (startedAt ${message.heardStartedAt}): handing over`
+    case 'draining':
+      return `shutdown callback: announcing DOWN, ${message.inFlight} request(s) in flight; draining`
+    case 'drained':
+      return `drained: listener closed, every request answered (${message.served} served in all); callback returns`
+    case 'handoverDone':
+      return message.completeFile
+        ? `library wrote the handover-complete file ${message.completeFile}`
+        : `handover finished without a complete file: ${message.error}`
+    default:
+      return JSON.stringify(message)
+  }
+}
+
+async function runDemo(timeline) {
+  const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-demo-'))
+  const [handoverPort, statusPort, servicePort] = [await freeUdpPort(), await freeUdpPort(), await freeTcpPortOn(Object.values(ADDRESSES))]
+  const group = randomGroup()
+  const nameOf = (address) => Object.keys(ADDRESSES).find((name) => ADDRESSES[name] === address) || address
+  const configFor = (version, warmupMs) => {
+    fs.mkdirSync(path.join(workdir, version))
+    const completePath = path.join(workdir, version, 'handover-complete')
+    return { version, host: ADDRESSES[version], port: servicePort, handoverPort, statusPort, group, completePath, warmupMs, workMs: TIMING.workMs, routerGraceMs: TIMING.routerGraceMs }
+  }
+  timeline.log('demo', `handover ${group}:${handoverPort}, status ${group}:${statusPort} on lo; service port ${servicePort}; files in ${workdir}`)
+
+  const reports = new EventEmitter()
+  const facts = { v1: {}, v2: {} }
+  const onEvent = (instance, message) => {
+    facts[instance.name][message.event] = message
+    timeline.log(instance.name, describeEvent(instance, message))
+    reports.emit(`${instance.name}:${message.event}`, message)
+  }
+
+  const router = new Router({ service: SERVICE, servicePort, statusPort, group, timeline, nameOf })
+  const url = await router.start()
+  timeline.log('router', `listening on ${url}, following the status channel`)
+  const supervisor = new Supervisor({ timeline, handoverTimeoutMs: TIMING.handoverTimeoutMs, killGraceMs: TIMING.killGraceMs })
+  const client = new Client({ url, concurrency: CONCURRENCY, timeline })
+
+  try {
+    const v1 = supervisor.start(configFor('v1', TIMING.v1WarmupMs), onEvent)
+    await once(reports, 'v1:ready')
+    while (router.backends.length === 0) await sleep(5) // the router heard v1's UP
+    client.start()
+    await sleep(TIMING.v1AloneMs)
+
+    timeline.log('supervisor', `update: v2 starts next to v1 (handover timeout ${TIMING.handoverTimeoutMs} ms)`)
+    const update = supervisor.update(v1, configFor('v2', TIMING.v2WarmupMs), onEvent)
+    const v2ReadyAt = once(reports, 'v2:ready').then(() => timeline.seconds())
+    const killedBy = await update.ended
+    const handoverSeconds = timeline.seconds() - (await v2ReadyAt)
+    await sleep(TIMING.v2AloneMs)
+
+    await client.stop()
+    timeline.log('client', 'stopped')
+    await supervisor.kill(update.next, 'demo over')
+    return { client, router, facts, v1, killedBy, handoverSeconds }
+  } finally {
+    supervisor.killAll()
+    await router.close()
+    fs.rmSync(workdir, { recursive: true, force: true })
+  }
+}
+
+function printSummary({ client, router, facts, v1, killedBy, handoverSeconds }) {
+  const done = facts.v1.handoverDone
+  const rows = [
+    ['requests served by v1', client.servedBy.v1 || 0],
+    ['requests served by v2', client.servedBy.v2 || 0],
+    ['requests failed', client.failed + (client.failures.length ? ` (${client.failures.join(', ')})` : '')],
+    ['retried at the router', router.retried],
+    ['v1 complete file', done && done.completeFile ? `written (${done.completeFile})` : `not written (${done ? done.error : 'no handover'})`],
+    [
+      'v1 stopped by',
+      killedBy === 'complete-file'
+        ? `supervisor, ${v1.exit.signal} after its handover-complete file appeared`
+        : `supervisor, ${v1.exit.signal} at the handover timeout`,
+    ],
+    ['handover took', `${handoverSeconds.toFixed(3)} s from v2 ready to v1 gone`],
+  ]
+  const width = Math.max(...rows.map(([name]) => name.length))
+  process.stdout.write(`\nsummary\n${rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`).join('\n')}\n`)
+}
+
+async function main() {
+  const timeline = createTimeline()
+  const watchdog = setTimeout(() => {
+    timeline.log('demo', `gave up after ${TIMING.watchdogMs} ms`)
+    process.exit(1)
+  }, TIMING.watchdogMs)
+  watchdog.unref()
+  try {
+    const result = await runDemo(timeline)
+    printSummary(result)
+    process.exitCode = result.client.failed === 0 ? 0 : 1
+  } catch (error) {
+    timeline.log('demo', `failed: ${error.stack || error}`)
+    process.exitCode = 1
+  } finally {
+    clearTimeout(watchdog)
+  }
+}
+
+main()

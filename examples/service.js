@@ -1,0 +1,76 @@
+'use strict'
+// One instance of the demo's web service, run as a child process by the
+// simulated supervisor. It uses the library as a real service would:
+//
+//   start → warm up → serve HTTP → announce UP (status) and its startedAt (handover)
+//   younger instance heard → announce DOWN → let routers notice → drain → return
+//
+// and then waits to be killed, as on balenaOS: exiting would make the
+// container engine restart it. Events go to the parent over IPC for the timeline.
+
+const http = require('node:http')
+const { HandoverPeer, HandoverStatus } = require('../index.js')
+
+const config = JSON.parse(process.argv[2])
+const { version, host, port, warmupMs, workMs, routerGraceMs } = config
+
+/** Loopback only: the demo must not send a packet off this machine. */
+const LOOPBACK = { networkMode: 'host', networkInterface: 'lo', address: config.group, logLevel: 'warning' }
+const SERVICE = 'web'
+
+const report = (event, details = {}) => process.send({ event, ...details })
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const startedAt = new Date()
+const peer = new HandoverPeer(startedAt, { id: version }, {
+  ...LOOPBACK,
+  port: config.handoverPort,
+  serviceName: SERVICE,
+  handoverCompletePath: config.completePath,
+  // Safety net: even a stuck drain must not hold the handover up for long.
+  callbackTimeoutMs: 3000,
+})
+const status = new HandoverStatus(startedAt, SERVICE, [host], { id: version }, { ...LOOPBACK, port: config.statusPort })
+
+let served = 0
+let inFlight = 0
+const server = http.createServer((request, response) => {
+  inFlight += 1
+  response.on('close', () => (inFlight -= 1))
+  // Some work, so that requests are in flight when the handover comes.
+  setTimeout(() => {
+    served += 1
+    response.setHeader('x-served-by', version)
+    response.end(`hello from ${version}\n`)
+  }, workMs)
+})
+
+/** The shutdown callback: hand the traffic over without failing a request. */
+async function drain() {
+  report('draining', { inFlight })
+  // Tell routers first, and give them time to stop sending us requests:
+  // closing the listening socket at once would refuse requests already routed here.
+  status.startBroadcastingServiceDown()
+  await sleep(routerGraceMs)
+  // Stop accepting; resolves once every in-flight request has been answered.
+  await new Promise((resolve) => server.close(resolve))
+  report('drained', { served })
+}
+
+peer.on('shuttingDown', (event) => report('heardYounger', { heardStartedAt: event.heardStartedAt }))
+peer.on('handover', (event) => report('handoverDone', { completeFile: event.completeFile, error: event.completeFileError || event.callbackError }))
+peer.startListening(drain)
+
+async function start() {
+  await sleep(warmupMs) // loading, migrations, caches…
+  await new Promise((resolve) => server.listen(port, host, resolve))
+  // Routers first, then the older instance: by the time it drains, we are routed to.
+  status.startBroadcastingServiceUp()
+  peer.startBroadcasting()
+  report('ready', { startedAt: startedAt.valueOf() })
+}
+
+start()
+
+// The demo is our supervisor: if it goes away, so do we (no orphans).
+process.on('disconnect', () => process.exit(0))

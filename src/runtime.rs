@@ -1,0 +1,32 @@
+//! The addon's tokio runtime: one worker thread, started on first use, so
+//! that `require()` starts no thread and a few sockets and timers cost one
+//! thread rather than one per core.
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+use tokio::runtime::{Builder, Runtime};
+use tokio::task::JoinHandle;
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+fn runtime() -> &'static Runtime {
+    RUNTIME.get_or_init(|| {
+        Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .thread_name("handover")
+            .enable_all()
+            .build()
+            .expect("cannot start the handover runtime")
+    })
+}
+
+/// Spawns a task on the addon's runtime, from any thread.
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    runtime().spawn(future)
+}
