@@ -3,7 +3,7 @@
 
 /** The native half of `HandoverPeer`; use the class exported by `index.js`. */
 export declare class NativePeer {
-  constructor(startedAtMs: number, contextId: string, options: HandoverOptions | undefined | null, env: Record<string, string>)
+  constructor(startedAtMs: number, contextId: string, options: HandoverOptions | undefined | null, env: Record<string, string>, logSink?: LogFunction | undefined | null)
   get port(): number
   get address(): string
   get shuttingDown(): boolean
@@ -21,7 +21,7 @@ export declare class NativePeer {
 
 /** The native half of `HandoverStatus`; use the class exported by `index.js`. */
 export declare class NativeStatus {
-  constructor(startedAtMs: number, serviceName: string, addresses: Array<string>, contextId: string, options: HandoverOptions | undefined | null, env: Record<string, string>)
+  constructor(startedAtMs: number, serviceName: string, addresses: Array<string>, contextId: string, options: HandoverOptions | undefined | null, env: Record<string, string>, logSink?: LogFunction | undefined | null)
   get port(): number
   get address(): string
   startUp(keepAlive: EventFunction): void
@@ -92,4 +92,11 @@ export interface HandoverStatusMessage {
   serviceName: string
   addresses: Array<string>
   status: string
+}
+
+/** One log line for a custom logger. */
+export interface LogRecord {
+  /** Syslog level name. */
+  level: string
+  message: string
 }

@@ -39,11 +39,41 @@ function checkContext(context) {
   }
 }
 
-function checkOptions(options) {
-  if (options !== undefined && options !== null && typeof options !== 'object') {
-    throw new TypeError(`options must be an object; got ${describe(options)}`)
+/** Splits the options into what the native side reads and the JS logger. */
+function checkOptions(options, context) {
+  if (options === undefined || options === null) return { native: undefined, logSink: undefined }
+  if (typeof options !== 'object') throw new TypeError(`options must be an object; got ${describe(options)}`)
+  const { logger, ...native } = options
+  return { native, logSink: logSinkFor(logger, context) }
+}
+
+const LOGGER_METHODS = {
+  emerg: 'error',
+  alert: 'error',
+  crit: 'error',
+  error: 'error',
+  warning: 'warn',
+  notice: 'info',
+  info: 'info',
+  debug: 'debug',
+}
+
+/**
+ * options.logger: a function `(level, message)` or an object with
+ * error/warn/info/debug methods (console, pino, winston...). Lines then go
+ * there instead of stdout.
+ */
+function logSinkFor(logger, context) {
+  if (logger === undefined || logger === null) return undefined
+  if (typeof logger === 'function') return ({ level, message }) => logger(level, `[${context.id}] ${message}`)
+  if (typeof logger === 'object') {
+    return ({ level, message }) => {
+      const method = LOGGER_METHODS[level] || 'info'
+      const write = typeof logger[method] === 'function' ? logger[method] : logger.log
+      if (typeof write === 'function') write.call(logger, `[${context.id}] ${message}`)
+    }
   }
-  return options || undefined
+  throw new TypeError(`options.logger must be a function or an object with error/warn/info/debug methods; got ${describe(logger)}`)
 }
 
 function checkFunction(value, name) {
@@ -81,11 +111,13 @@ class HandoverPeer extends EventEmitter {
     super()
     checkDate(startedAt, 'startedAt')
     checkContext(context)
-    options = checkOptions(options)
     /** The very Date object given, so `instanceof Date` holds in the caller's realm. */
     this.startedAt = startedAt
     this.context = context || defaultContext()
-    const peer = call(() => new native.NativePeer(startedAt.valueOf(), this.context.id, options, process.env))
+    const { native: nativeOptions, logSink } = checkOptions(options, this.context)
+    const peer = call(
+      () => new native.NativePeer(startedAt.valueOf(), this.context.id, nativeOptions, process.env, logSink),
+    )
     Object.defineProperty(this, '_native', { value: peer })
     this.shutdownPort = peer.port
     this.shutdownBroadcastAddress = peer.address
@@ -114,8 +146,14 @@ class HandoverPeer extends EventEmitter {
   startListening(shutdownCallback) {
     checkFunction(shutdownCallback, 'shutdownCallback')
     // Always a Promise to the native side: a plain function, one that throws
-    // and one that rejects all settle it, with the error's text.
-    const run = async () => {
+    // and one that rejects all settle it, with the error's text. The
+    // 'shuttingDown' event comes along, so listeners see it first.
+    const run = async (shuttingDown) => {
+      try {
+        this.emit('shuttingDown', JSON.parse(shuttingDown))
+      } catch (error) {
+        this._native.log('error', `a 'shuttingDown' listener threw: ${errorText(error)}`)
+      }
       try {
         await shutdownCallback()
         return null
@@ -142,9 +180,7 @@ class HandoverPeer extends EventEmitter {
   }
 
   _onNativeEvent(event, settle) {
-    if (event.type === 'shuttingDown') {
-      this.emit('shuttingDown', event)
-    } else if (event.type === 'handover') {
+    if (event.type === 'handover') {
       settle(event)
       this.emit('handover', event)
     }
@@ -160,13 +196,14 @@ class HandoverStatus extends EventEmitter {
       throw new TypeError(`addresses must be an array of IPv4 address strings; got ${describe(addresses)}`)
     }
     checkContext(context)
-    options = checkOptions(options)
     this.startedAt = startedAt
     this.serviceName = serviceName
     this.addresses = addresses.slice()
     this.context = context || defaultContext()
+    const { native: nativeOptions, logSink } = checkOptions(options, this.context)
     const status = call(
-      () => new native.NativeStatus(startedAt.valueOf(), serviceName, addresses, this.context.id, options, process.env),
+      () =>
+        new native.NativeStatus(startedAt.valueOf(), serviceName, addresses, this.context.id, nativeOptions, process.env, logSink),
     )
     Object.defineProperty(this, '_native', { value: status })
     this.networkPort = status.port

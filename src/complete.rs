@@ -1,6 +1,8 @@
 //! The handover-complete file: the signal that tells the supervisor to kill
 //! the old instance. Written atomically (a temporary file in the same folder,
-//! then a rename), so the supervisor never sees a half-written file.
+//! then a rename), so the supervisor never sees a half-written file. No
+//! fsync: the file only has to be visible, not to survive a power cut, and
+//! an fsync can stall the handover for milliseconds.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ fn write_atomically(path: &Path, content: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let result = std::fs::File::create(&temporary)
-        .and_then(|mut file| file.write_all(content).and_then(|()| file.sync_all()))
+        .and_then(|mut file| file.write_all(content))
         .and_then(|()| std::fs::rename(&temporary, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);

@@ -115,10 +115,21 @@ pub struct HandoverStatusMessage {
     pub status: String,
 }
 
+/// One log line for a custom logger.
+#[napi(object)]
+pub struct LogRecord {
+    /// Syslog level name.
+    pub level: String,
+    pub message: String,
+}
+
 /// JS function receiving event JSON; strong, so holding it keeps Node alive.
 type EventFunction = ThreadsafeFunction<String, Unknown<'static>, String, Status, false>;
-/// The wrapped shutdown callback: resolves to `null` or to the error's text.
-type CallbackFunction = ThreadsafeFunction<(), Promise<Option<String>>, (), Status, false>;
+/// The wrapped shutdown callback: takes the shutting-down event's JSON,
+/// resolves to `null` or to the error's text.
+type CallbackFunction = ThreadsafeFunction<String, Promise<Option<String>>, String, Status, false>;
+/// Weak: a custom logger must not keep the process alive.
+type LogFunction = ThreadsafeFunction<LogRecord, Unknown<'static>, LogRecord, Status, false, true>;
 type StatusFunction = ThreadsafeFunction<HandoverStatusMessage, Unknown<'static>, HandoverStatusMessage, Status, false>;
 
 struct JsEvents(EventFunction);
@@ -148,9 +159,10 @@ impl StatusSink for JsStatusSink {
 }
 
 fn shutdown_callback(function: CallbackFunction) -> ShutdownCallback {
-    Box::new(move || {
+    Box::new(move |event: &Event| {
+        let event = serde_json::to_string(event).unwrap_or_default();
         Box::pin(async move {
-            let settled = function.call_async_catch(()).await.map_err(|e| e.reason.clone())?;
+            let settled = function.call_async_catch(event).await.map_err(|e| e.reason.clone())?;
             match settled.await {
                 Ok(None) => Ok(()),
                 Ok(Some(error)) => Err(error),
@@ -180,8 +192,14 @@ fn timestamp(ms: f64, name: &str) -> Result<i64> {
     }
 }
 
-fn logger(level: Level, context_id: &str) -> Logger {
-    Logger::new(level, context_id, None)
+fn logger(level: Level, context_id: &str, sink: Option<LogFunction>) -> Logger {
+    let sink = sink.map(|function| -> crate::log::Sink {
+        Arc::new(move |level: Level, message: &str| {
+            let record = LogRecord { level: level.name().to_string(), message: message.to_string() };
+            function.call(record, ThreadsafeFunctionCallMode::NonBlocking);
+        })
+    });
+    Logger::new(level, context_id, sink)
 }
 
 fn log_at(log: &Logger, level: &str, message: &str) {
@@ -200,10 +218,16 @@ pub struct NativePeer {
 #[napi]
 impl NativePeer {
     #[napi(constructor)]
-    pub fn new(started_at_ms: f64, context_id: String, options: Option<HandoverOptions>, env: HashMap<String, String>) -> Result<Self> {
+    pub fn new(
+        started_at_ms: f64,
+        context_id: String,
+        options: Option<HandoverOptions>,
+        env: HashMap<String, String>,
+        log_sink: Option<LogFunction>,
+    ) -> Result<Self> {
         let started_at_ms = timestamp(started_at_ms, "startedAt")?;
         let config = PeerConfig::resolve(&options.unwrap_or_default().into(), &env).map_err(config_error)?;
-        let log = logger(config.log_level, &context_id);
+        let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
         Ok(NativePeer { peer: Peer::new(started_at_ms, config, log.clone()), log, port, address })
     }
@@ -283,11 +307,12 @@ impl NativeStatus {
         context_id: String,
         options: Option<HandoverOptions>,
         env: HashMap<String, String>,
+        log_sink: Option<LogFunction>,
     ) -> Result<Self> {
         let started_at_ms = timestamp(started_at_ms, "startedAt")?;
         let addresses = config::status_identity(&service_name, &addresses).map_err(config_error)?;
         let config = StatusConfig::resolve(&options.unwrap_or_default().into(), &env).map_err(config_error)?;
-        let log = logger(config.log_level, &context_id);
+        let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
         let channel = StatusChannel::new(started_at_ms, service_name, addresses, config, log.clone());
         Ok(NativeStatus { channel, log, port, address })

@@ -35,8 +35,10 @@ use crate::stats::{Outcome, Snapshot, Stats, Tally};
 use crate::ticker;
 use crate::wire::{self, ExtensionFields, Freshness};
 
-/// Runs the user's shutdown callback once; `Err` carries its error (message and stack).
-pub type ShutdownCallback = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send>;
+/// Runs the user's shutdown callback once, handing it the `ShuttingDown`
+/// event first (one channel, so JS sees the event before the callback runs);
+/// `Err` carries the callback's error (message and stack).
+pub type ShutdownCallback = Box<dyn FnOnce(&Event) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send>;
 
 /// Delivers events to JS. Holding one keeps the JS process alive.
 pub trait Events: Send + Sync + 'static {
@@ -332,7 +334,7 @@ impl Core {
         self.log.info(format_args!(
             "Shutting down, theres a new server running with timestamp : {heard} and we have {own} (announced from {from})"
         ));
-        events.emit(&Event::ShuttingDown { heard_started_at: heard, own_started_at: own, from: from.to_string() });
+        let shutting_down = Event::ShuttingDown { heard_started_at: heard, own_started_at: own, from: from.to_string() };
 
         let mut report = HandoverReport {
             heard_started_at: heard,
@@ -343,8 +345,8 @@ impl Core {
             complete_file_error: None,
         };
         let outcome = match self.config.callback_timeout {
-            Some(deadline) => tokio::time::timeout(deadline, callback()).await.ok(),
-            None => Some(callback().await),
+            Some(deadline) => tokio::time::timeout(deadline, callback(&shutting_down)).await.ok(),
+            None => Some(callback(&shutting_down).await),
         };
         match outcome {
             Some(Ok(())) => {}

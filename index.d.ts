@@ -1,0 +1,232 @@
+/// <reference types="node" />
+import { EventEmitter } from 'node:events'
+
+/**
+ * Options for {@link HandoverPeer} and {@link HandoverStatus}. Each option wins
+ * over its environment variable, which wins over the default. Invalid values
+ * throw a `TypeError` or `RangeError` from the constructor.
+ */
+export interface HandoverOptions {
+  /** UDP port. Env `SHUTDOWN_PORT` (peer, default 1536) / `HANDOVER_STATUS_PORT` (status, default 1537). */
+  port?: number
+  /**
+   * Where announcements are sent: a multicast group (joined by the listener),
+   * or a unicast or broadcast address. Env `SHUTDOWN_BROADCAST_ADDRESS` /
+   * `HANDOVER_STATUS_BROADCAST_ADDRESS`; default `239.192.16.16`.
+   */
+  address?: string
+  /**
+   * `'bridge'` (default): join on the default interface; each container has its
+   * own network namespace. `'host'`: join and send only on `networkInterface`,
+   * so that a fleet on one LAN does not hear each other. Env `HANDOVER_NETWORK_MODE`.
+   */
+  networkMode?: 'bridge' | 'host'
+  /** Host mode: the interface's name or IPv4 address. Env `NETWORK_INTERFACE`; default `supervisor0`. */
+  networkInterface?: string
+  /** Regular interval between announcements in ms (after the start-up burst). Env `HANDOVER_HEARTBEAT_INTERVAL_MS`; default 10000. */
+  heartbeatIntervalMs?: number
+  /**
+   * Where the handover-complete file is written. Env
+   * `BALENA_SERVICE_HANDOVER_COMPLETE_PATH`; default `/tmp/balena/handover-complete`,
+   * or `/tmp/resin/resin-kill-me` when only `/tmp/resin` exists.
+   */
+  handoverCompletePath?: string
+  /** Write the complete file anyway when the shutdown callback has not settled after this many ms. Env `HANDOVER_CALLBACK_TIMEOUT_MS`; default: wait forever. */
+  callbackTimeoutMs?: number
+  /** Service scope: announcements of other services are ignored. Env `BALENA_SERVICE_NAME`. At most 63 bytes of UTF-8. */
+  serviceName?: string
+  /** Shared secret: announcements are signed (HMAC-SHA256) and unsigned, forged or replayed ones ignored. Env `HANDOVER_SECRET`. */
+  secret?: string
+  /** Syslog level name: `emerg alert crit error warning notice info debug`. Env `LOGLEVEL`; default `info`. */
+  logLevel?: string
+  /**
+   * Where log lines go instead of stdout: a function `(level, message)` (level
+   * is a syslog name), or an object with `error`/`warn`/`info`/`debug` methods
+   * (`console`, pino, winston…). Messages start with `[<context id>]`.
+   */
+  logger?: ((level: string, message: string) => void) | HandoverLogger
+}
+
+/** A logger object; syslog levels map to these methods (`log` is the fallback). */
+export interface HandoverLogger {
+  error?(message: string): void
+  warn?(message: string): void
+  info?(message: string): void
+  debug?(message: string): void
+  log?(message: string): void
+}
+
+/** Packet counters of a peer or a status channel. */
+export interface HandoverStats {
+  /** Packets received on the listening socket. */
+  received: number
+  /** Announcements from a younger instance (status: messages delivered to the listener). */
+  accepted: number
+  /** Packets that were not a valid message (dropped). */
+  malformed: number
+  /** Announcements from an older or same-age instance. */
+  older: number
+  /** Announcements scoped to another service. */
+  otherService: number
+  /** Unsigned or forged announcements while a secret is set. */
+  unauthenticated: number
+  /** Signed announcements that were stale or already seen. */
+  replayed: number
+  /** Our own announcements, looped back. */
+  own: number
+  /** Packets sent. */
+  sent: number
+  /** Packets that could not be sent. */
+  sendErrors: number
+}
+
+/** Emitted as `'shuttingDown'` when a younger instance is heard. */
+export interface ShuttingDownEvent {
+  type: 'shuttingDown'
+  /** The younger instance's `startedAt`, ms since the epoch. */
+  heardStartedAt: number
+  /** This instance's `startedAt`, ms since the epoch. */
+  ownStartedAt: number
+  /** `address:port` the announcement came from. */
+  from: string
+}
+
+/** Emitted as `'handover'`, and the value of `peer.handover`, once this instance has handed over. */
+export interface HandoverReport {
+  type: 'handover'
+  heardStartedAt: number
+  from: string
+  /** Message and stack of what the shutdown callback threw or rejected with. */
+  callbackError: string | null
+  /** True when the callback did not settle within `callbackTimeoutMs`. */
+  callbackTimedOut: boolean
+  /** Where the handover-complete file was written. */
+  completeFile: string | null
+  /** Why it could not be written (path and OS error). */
+  completeFileError: string | null
+}
+
+/** What a status listener receives for every status packet heard. */
+export interface HandoverStatusMessage {
+  /** The sender's `startedAt`, ms since the epoch. */
+  timestamp: bigint
+  serviceName: string
+  addresses: string[]
+  /** `'UP'`, `'DOWN'`, or another status of up to 8 bytes. */
+  status: string
+}
+
+export interface HandoverContext {
+  /** Shown in every log line. */
+  id: string
+  [key: string]: unknown
+}
+
+/**
+ * Coordinates the hand-over between the old and the new instance of a service
+ * updated with balena's hand-over strategy. A drop-in for `handover-lib`'s class.
+ */
+export declare class HandoverPeer extends EventEmitter {
+  /**
+   * @param startedAt when this instance started; a younger instance (later
+   *   `startedAt`) makes this one hand over.
+   * @param context `{ id }` shown in log lines; default `PID<pid>-[<0..1000>]-`.
+   * @param options settings that win over the environment.
+   */
+  constructor(startedAt: Date, context?: HandoverContext, options?: HandoverOptions)
+  /** The very Date object passed to the constructor. */
+  readonly startedAt: Date
+  context: HandoverContext
+  /** UDP port announcements use. */
+  readonly shutdownPort: number
+  /** Address announcements are sent to. */
+  readonly shutdownBroadcastAddress: string
+  /** True once a younger instance was heard. */
+  readonly shuttingDown: boolean
+  /** Random id carried in announcements; between two instances with the same `startedAt`, the higher id survives. */
+  readonly instanceId: string
+  /** Resolves once this instance has handed over (callback settled, file written or failed). Never rejects. */
+  readonly handover: Promise<HandoverReport>
+  /**
+   * Announces this instance now, then after 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3 s,
+   * then every heartbeat (10 s). Idempotent; does nothing (with a warning)
+   * once shutting down. Keeps the process alive until `close()` or the handover.
+   */
+  startBroadcasting(): void
+  /**
+   * Listens for younger instances. On the first one, exactly once: sets
+   * `shuttingDown`, stops announcing, awaits `shutdownCallback()`, writes the
+   * handover-complete file, stops listening. The process is not exited: the
+   * supervisor kills it. A callback that throws, rejects or (with
+   * `callbackTimeoutMs`) hangs is logged and the file still written.
+   */
+  startListening(shutdownCallback: () => unknown | Promise<unknown>): void
+  /** Stops announcing and listening. A handover already under way still completes. */
+  close(): void
+  /** Packet counters. */
+  stats(): HandoverStats
+
+  on(event: 'shuttingDown', listener: (event: ShuttingDownEvent) => void): this
+  on(event: 'handover', listener: (report: HandoverReport) => void): this
+  on(event: 'error', listener: (error: Error) => void): this
+  once(event: 'shuttingDown', listener: (event: ShuttingDownEvent) => void): this
+  once(event: 'handover', listener: (report: HandoverReport) => void): this
+  once(event: 'error', listener: (error: Error) => void): this
+}
+
+/**
+ * Announces whether this instance serves (`UP`, every 10 s) or drains (`DOWN`,
+ * every 100 ms), with its service name and IPv4 addresses, so that routers
+ * and proxies can follow which instance serves.
+ */
+export declare class HandoverStatus extends EventEmitter {
+  /**
+   * @param serviceName at most 63 bytes of UTF-8.
+   * @param addresses at most 10 IPv4 addresses.
+   */
+  constructor(startedAt: Date, serviceName: string, addresses: string[], context?: HandoverContext, options?: HandoverOptions)
+  readonly startedAt: Date
+  readonly serviceName: string
+  readonly addresses: string[]
+  context: HandoverContext
+  /** UDP port of the status channel. */
+  readonly networkPort: number
+  /** Address status messages are sent to. */
+  readonly statusBroadcastAddress: string
+  /** Sends `UP` now and every 10 s; idempotent; stops `DOWN`. */
+  startBroadcastingServiceUp(): void
+  /** Sends `DOWN` now and every 100 ms; a repeated call restarts the ticker; stops `UP`. */
+  startBroadcastingServiceDown(): void
+  /** Calls `callback` for every status packet heard, our own included. Errors it throws or rejects with are logged. */
+  startListening(callback: (message: HandoverStatusMessage) => unknown | Promise<unknown>): void
+  /** Stops the tickers and closes the sockets. */
+  close(): void
+  stats(): HandoverStats
+
+  on(event: 'error', listener: (error: Error) => void): this
+}
+
+/** A decoded packet of either channel, for tools. */
+export type PacketDescription =
+  | { kind: 'announcement'; timestamp: number; extended: false }
+  | {
+      kind: 'announcement'
+      timestamp: number
+      extended: true
+      extensionVersion: number
+      service: string | null
+      instance: string | null
+      bootId: string | null
+      bootStartedAtUs: number | null
+      sentAt: number | null
+      sequence: number | null
+      signed: boolean
+    }
+  | { kind: 'status'; timestamp: number; serviceName: string; addresses: string[]; status: string }
+  | { kind: 'malformed'; reason: string; length: number; preview: string }
+
+/** Decodes one packet of the handover or the status channel. */
+export declare function describePacket(packet: Buffer | Uint8Array): PacketDescription
+
+/** Encodes a 120-byte status message (v2); throws on values that do not fit. */
+export declare function encodeStatusMessage(timestampMs: number, serviceName: string, addresses: string[], status: string): Buffer
