@@ -30,7 +30,12 @@ function summary(packet) {
         ` startedAt ${stamp(packet.timestamp)}`,
       ].join(' ')
     case 'status':
-      return `status v2 ${packet.status} service=${packet.serviceName} addresses=${packet.addresses.join(',') || '-'}  timestamp ${stamp(packet.timestamp)}`
+      return [
+        `status v2 ${packet.status}`,
+        `service=${packet.serviceName}`,
+        `addresses=${packet.addresses.join(',') || '-'}`,
+        ` timestamp ${stamp(packet.timestamp)}`,
+      ].join(' ')
     default: {
       const more = packet.length > packet.preview.length / 2 ? '…' : ''
       return `malformed (${packet.reason}) ${packet.length} bytes: ${packet.preview}${more}`

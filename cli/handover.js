@@ -64,10 +64,18 @@ async function main(argv) {
     return EXIT.ok
   }
   if (command.name !== 'decode' && command.name !== 'status' && positionals.length > 0) {
-    throw new UsageError(`${command.name} takes no arguments; got '${positionals.join(' ')}'\nSee: handover ${command.name} --help`)
+    throw new UsageError(
+      `${command.name} takes no arguments; got '${positionals.join(' ')}'\nSee: handover ${command.name} --help`,
+    )
   }
   return (await command.run(values, positionals)) || EXIT.ok
 }
+
+// `handover watch | head` closes our stdout: a normal way to stop.
+process.stdout.on('error', (error) => {
+  if (error.code !== 'EPIPE') throw error
+  process.exit(EXIT.ok)
+})
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -13,7 +13,13 @@ const DEFAULT_INTERFACE = 'supervisor0'
 
 /** Where each channel's port and address come from. */
 const CHANNELS = {
-  handover: { portFlag: 'port', portEnv: 'SHUTDOWN_PORT', defaultPort: 1536, addressFlag: 'address', addressEnv: 'SHUTDOWN_BROADCAST_ADDRESS' },
+  handover: {
+    portFlag: 'port',
+    portEnv: 'SHUTDOWN_PORT',
+    defaultPort: 1536,
+    addressFlag: 'address',
+    addressEnv: 'SHUTDOWN_BROADCAST_ADDRESS',
+  },
   status: {
     portFlag: 'status-port',
     portEnv: 'HANDOVER_STATUS_PORT',
@@ -42,7 +48,8 @@ function parsePort({ value, source }) {
 function parseAddress({ value, source }) {
   if (!net.isIPv4(value)) {
     throw new UsageError(
-      `${source} must be an IPv4 address: a multicast group like ${DEFAULT_GROUP}, or a unicast or broadcast address; got '${value}'`,
+      `${source} must be an IPv4 address: a multicast group like ${DEFAULT_GROUP}, ` +
+        `or a unicast or broadcast address; got '${value}'`,
     )
   }
   return value
@@ -72,12 +79,13 @@ function resolveInterface({ value, source }) {
     return { name: owner, address: value }
   }
   if (!interfaces[value]) {
+    const origin = source ? `from ${source}` : 'the default; choose one with --interface or NETWORK_INTERFACE'
     throw new UsageError(
-      `interface '${value}' does not exist (${source.startsWith('the default') ? source : `from ${source}`}); host mode joins and sends on it. Interfaces here: ${names}`,
+      `interface '${value}' does not exist (${origin}); host mode joins and sends on it. Interfaces here: ${names}`,
     )
   }
   const address = ipv4Of(interfaces[value])
-  if (!address) throw new UsageError(`interface '${value}' has no IPv4 address; host mode joins and sends on its IPv4 address`)
+  if (!address) throw new UsageError(`interface '${value}' has no IPv4 address, which host mode needs`)
   return { name: value, address }
 }
 
@@ -89,13 +97,12 @@ function resolveNetwork(flags, env = process.env) {
     throw new UsageError(`${mode.source} must be 'bridge' or 'host'; got '${mode.value}'`)
   }
   if (networkMode === 'bridge') {
-    if (flags.interface !== undefined) process.stderr.write('handover: note: --interface is used only with --network-mode host\n')
+    if (flags.interface !== undefined) {
+      process.stderr.write('handover: note: --interface is used only with --network-mode host\n')
+    }
     return { networkMode, interface: null }
   }
-  const chosen = pick(flags, 'interface', env, 'NETWORK_INTERFACE') || {
-    value: DEFAULT_INTERFACE,
-    source: 'the default; choose one with --interface or NETWORK_INTERFACE',
-  }
+  const chosen = pick(flags, 'interface', env, 'NETWORK_INTERFACE') || { value: DEFAULT_INTERFACE, source: null }
   return { networkMode, interface: resolveInterface(chosen) }
 }
 
@@ -127,7 +134,8 @@ function libraryOptions(channel, flags, env = process.env) {
 
 /** "239.192.16.16:1536 on lo (127.0.0.1)" */
 function describeChannel(channel) {
-  const where = channel.interface ? `on ${channel.interface.name} (${channel.interface.address})` : 'on the default interface'
+  const on = channel.interface
+  const where = on ? `on ${on.name} (${on.address})` : 'on the default interface'
   return `${channel.address}:${channel.port} ${where}`
 }
 

@@ -12,6 +12,7 @@ class Client {
     this.failed = 0
     this.failures = []
     this.running = false
+    this.loops = []
   }
 
   start() {
@@ -20,7 +21,7 @@ class Client {
     this.timeline.log('client', `sending requests through the router, ${this.concurrency} at a time`)
   }
 
-  /** Stops sending and resolves once every request under way has its answer. */
+  /** Stops sending and resolves once every request under way has its answer. Idempotent. */
   async stop() {
     this.running = false
     await Promise.all(this.loops)

@@ -47,32 +47,33 @@ function describeEvent(instance, message) {
   switch (message.event) {
     case 'ready':
       return `ready: serving on ${host}:${port}, announced UP and its startedAt (${message.startedAt})`
-    case 'heardYounger':
-      return `heard a younger instance (startedAt ${message.heardStartedAt}): handing over`
     case 'draining':
-      return `shutdown callback: announcing DOWN, ${message.inFlight} request(s) in flight; draining`
+      return `heard a younger instance; shutdown callback announces DOWN, drains ${message.inFlight} request(s) in flight`
     case 'drained':
       return `drained: listener closed, every request answered (${message.served} served in all); callback returns`
     case 'handoverDone':
       return message.completeFile
-        ? `library wrote the handover-complete file ${message.completeFile}`
+        ? `handed over to startedAt ${message.heardStartedAt}: library wrote ${message.completeFile}`
         : `handover finished without a complete file: ${message.error}`
     default:
       return JSON.stringify(message)
   }
 }
 
-async function runDemo(timeline) {
-  const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-demo-'))
-  const [handoverPort, statusPort, servicePort] = [await freeUdpPort(), await freeUdpPort(), await freeTcpPortOn(Object.values(ADDRESSES))]
+async function runDemo(timeline, workdir) {
+  const handoverPort = await freeUdpPort()
+  const statusPort = await freeUdpPort()
+  const servicePort = await freeTcpPortOn(Object.values(ADDRESSES))
   const group = randomGroup()
   const nameOf = (address) => Object.keys(ADDRESSES).find((name) => ADDRESSES[name] === address) || address
   const configFor = (version, warmupMs) => {
     fs.mkdirSync(path.join(workdir, version))
     const completePath = path.join(workdir, version, 'handover-complete')
-    return { version, host: ADDRESSES[version], port: servicePort, handoverPort, statusPort, group, completePath, warmupMs, workMs: TIMING.workMs, routerGraceMs: TIMING.routerGraceMs }
+    const { workMs, routerGraceMs } = TIMING
+    const host = ADDRESSES[version]
+    return { version, host, port: servicePort, handoverPort, statusPort, group, completePath, warmupMs, workMs, routerGraceMs }
   }
-  timeline.log('demo', `handover ${group}:${handoverPort}, status ${group}:${statusPort} on lo; service port ${servicePort}; files in ${workdir}`)
+  timeline.log('demo', `handover ${group}:${handoverPort}, status ${group}:${statusPort} on lo; service port ${servicePort}`)
 
   const reports = new EventEmitter()
   const facts = { v1: {}, v2: {} }
@@ -81,23 +82,30 @@ async function runDemo(timeline) {
     timeline.log(instance.name, describeEvent(instance, message))
     reports.emit(`${instance.name}:${message.event}`, message)
   }
+  /** Resolves with the time the instance became ready; rejects if it exits first. */
+  const ready = (instance) =>
+    Promise.race([
+      once(reports, `${instance.name}:ready`).then(() => timeline.seconds()),
+      instance.exited.then(() => Promise.reject(new Error(`${instance.name} exited before it was ready`))),
+    ])
 
   const router = new Router({ service: SERVICE, servicePort, statusPort, group, timeline, nameOf })
   const url = await router.start()
   timeline.log('router', `listening on ${url}, following the status channel`)
-  const supervisor = new Supervisor({ timeline, handoverTimeoutMs: TIMING.handoverTimeoutMs, killGraceMs: TIMING.killGraceMs })
+  const { handoverTimeoutMs, killGraceMs } = TIMING
+  const supervisor = new Supervisor({ timeline, handoverTimeoutMs, killGraceMs })
   const client = new Client({ url, concurrency: CONCURRENCY, timeline })
 
   try {
     const v1 = supervisor.start(configFor('v1', TIMING.v1WarmupMs), onEvent)
-    await once(reports, 'v1:ready')
+    await ready(v1)
     while (router.backends.length === 0) await sleep(5) // the router heard v1's UP
     client.start()
     await sleep(TIMING.v1AloneMs)
 
     timeline.log('supervisor', `update: v2 starts next to v1 (handover timeout ${TIMING.handoverTimeoutMs} ms)`)
     const update = supervisor.update(v1, configFor('v2', TIMING.v2WarmupMs), onEvent)
-    const v2ReadyAt = once(reports, 'v2:ready').then(() => timeline.seconds())
+    const v2ReadyAt = ready(update.next)
     const killedBy = await update.ended
     const handoverSeconds = timeline.seconds() - (await v2ReadyAt)
     await sleep(TIMING.v2AloneMs)
@@ -107,9 +115,9 @@ async function runDemo(timeline) {
     await supervisor.kill(update.next, 'demo over')
     return { client, router, facts, v1, killedBy, handoverSeconds }
   } finally {
+    await client.stop()
     supervisor.killAll()
     await router.close()
-    fs.rmSync(workdir, { recursive: true, force: true })
   }
 }
 
@@ -120,7 +128,10 @@ function printSummary({ client, router, facts, v1, killedBy, handoverSeconds }) 
     ['requests served by v2', client.servedBy.v2 || 0],
     ['requests failed', client.failed + (client.failures.length ? ` (${client.failures.join(', ')})` : '')],
     ['retried at the router', router.retried],
-    ['v1 complete file', done && done.completeFile ? `written (${done.completeFile})` : `not written (${done ? done.error : 'no handover'})`],
+    [
+      'v1 complete file',
+      done && done.completeFile ? `written (${done.completeFile})` : `not written (${done ? done.error : 'no handover'})`,
+    ],
     [
       'v1 stopped by',
       killedBy === 'complete-file'
@@ -140,8 +151,9 @@ async function main() {
     process.exit(1)
   }, TIMING.watchdogMs)
   watchdog.unref()
+  const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-demo-'))
   try {
-    const result = await runDemo(timeline)
+    const result = await runDemo(timeline, workdir)
     printSummary(result)
     process.exitCode = result.client.failed === 0 ? 0 : 1
   } catch (error) {
@@ -149,6 +161,7 @@ async function main() {
     process.exitCode = 1
   } finally {
     clearTimeout(watchdog)
+    fs.rmSync(workdir, { recursive: true, force: true })
   }
 }
 

@@ -74,8 +74,9 @@ class Router {
       return
     }
     // The demo's requests have no body, so a refused one can be sent again as is.
+    const { method, url: path, headers } = request
     const upstream = http.request(
-      { host: address, port: this.servicePort, method: request.method, path: request.url, headers: request.headers, agent: this.agent },
+      { host: address, port: this.servicePort, method, path, headers, agent: this.agent },
       (reply) => {
         response.writeHead(reply.statusCode, reply.headers)
         reply.pipe(response)

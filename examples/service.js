@@ -57,8 +57,15 @@ async function drain() {
   report('drained', { served })
 }
 
-peer.on('shuttingDown', (event) => report('heardYounger', { heardStartedAt: event.heardStartedAt }))
-peer.on('handover', (event) => report('handoverDone', { completeFile: event.completeFile, error: event.completeFileError || event.callbackError }))
+// The callback itself marks the moment a younger instance was heard: the
+// 'shuttingDown' event may reach JS after the callback has started.
+peer.on('handover', (event) =>
+  report('handoverDone', {
+    heardStartedAt: event.heardStartedAt,
+    completeFile: event.completeFile,
+    error: event.completeFileError || event.callbackError,
+  }),
+)
 peer.startListening(drain)
 
 async function start() {

@@ -61,7 +61,11 @@ async function run(flags) {
   const peer = new HandoverPeer(startedAt, undefined, options)
   const service = pick(flags, 'service', process.env, 'BALENA_SERVICE_NAME')
   const signed = pick(flags, 'secret', process.env, 'HANDOVER_SECRET') ? ' signed' : ''
-  const what = `startedAt ${isoDate(startedAt.valueOf())} (${startedAt.valueOf()} ms) ${service ? `service=${service.value}` : 'unscoped'} instance=${peer.instanceId}${signed}`
+  const what = [
+    `startedAt ${isoDate(startedAt.valueOf())} (${startedAt.valueOf()} ms)`,
+    service ? `service=${service.value}` : 'unscoped',
+    `instance=${peer.instanceId}${signed}`,
+  ].join(' ')
   const report = (count) => process.stdout.write(`announced #${count} ${what} to ${describeChannel(channel)}\n`)
   try {
     peer.startBroadcasting()

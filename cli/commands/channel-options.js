@@ -23,9 +23,17 @@ const logOptions = {
 
 const HELP = {
   port: ['--port N', 'handover channel port', 'SHUTDOWN_PORT; default 1536'],
-  address: ['--address A', 'handover group, or a unicast/broadcast address', 'SHUTDOWN_BROADCAST_ADDRESS; default 239.192.16.16'],
+  address: [
+    '--address A',
+    'handover group, or a unicast/broadcast address',
+    'SHUTDOWN_BROADCAST_ADDRESS; default 239.192.16.16',
+  ],
   'status-port': ['--status-port N', 'status channel port', 'HANDOVER_STATUS_PORT; default 1537'],
-  'status-address': ['--status-address A', 'status group, or a unicast/broadcast address', 'HANDOVER_STATUS_BROADCAST_ADDRESS; default 239.192.16.16'],
+  'status-address': [
+    '--status-address A',
+    'status group, or a unicast/broadcast address',
+    'HANDOVER_STATUS_BROADCAST_ADDRESS; default 239.192.16.16',
+  ],
   'network-mode': ['--network-mode M', "'bridge' or 'host'", 'HANDOVER_NETWORK_MODE; default bridge'],
   interface: ['--interface I', 'host mode: interface name or IPv4 address', 'NETWORK_INTERFACE; default supervisor0'],
   'log-level': ['--log-level L', "the library's log level, emerg … debug", 'LOGLEVEL; default warning here'],

@@ -31,7 +31,9 @@ function parseHex(text) {
 }
 
 async function run(flags, positionals) {
-  if (positionals.length === 0) throw new UsageError('decode needs a packet in hex, like: handover decode 010000018bcfe56800')
+  if (positionals.length === 0) {
+    throw new UsageError('decode needs a packet in hex, like: handover decode 010000018bcfe56800')
+  }
   const packets = positionals.map(parseHex)
   for (const packet of packets) {
     const description = describePacket(packet)

@@ -51,7 +51,9 @@ async function run(flags, positionals) {
   const service = pick(flags, 'service', process.env, 'BALENA_SERVICE_NAME')
   if (!service) throw new UsageError('status needs --service NAME (or BALENA_SERVICE_NAME)')
   const addresses = flags.address || []
-  if (addresses.length === 0) throw new UsageError('status needs at least one --address A: the IPv4 address the service serves on')
+  if (addresses.length === 0) {
+    throw new UsageError('status needs at least one --address A: the IPv4 address the service serves on')
+  }
   const startedAt = parseTimestamp(flags.timestamp)
   const channel = resolveChannel('status', flags, resolveNetwork(flags))
 
@@ -59,7 +61,8 @@ async function run(flags, positionals) {
   try {
     sender[SENDERS[status]]()
     await firstSend(sender)
-    process.stdout.write(`sent ${status} service=${service.value} addresses=${addresses.join(',')} to ${describeChannel(channel)}\n`)
+    const what = `${status} service=${service.value} addresses=${addresses.join(',')}`
+    process.stdout.write(`sent ${what} to ${describeChannel(channel)}\n`)
     if (!flags.repeat) return
     const follower = followSends(sender, () => {})
     await Promise.race([untilSignal(), follower.done])

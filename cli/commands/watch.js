@@ -38,7 +38,9 @@ const options = {
 
 function positiveInteger(value, flag) {
   if (value === undefined) return undefined
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${flag} must be a whole number of at least 1; got '${value}'`)
+  if (!/^\d+$/.test(value) || Number(value) < 1) {
+    throw new UsageError(`--${flag} must be a whole number of at least 1; got '${value}'`)
+  }
   return Number(value)
 }
 
@@ -52,7 +54,9 @@ function groupByPort(channels) {
 function bindFailure(error, channels) {
   const port = `port ${channels[0].port} (${channels.map((c) => c.name).join(' and ')} channel)`
   if (error.code === 'EADDRINUSE') {
-    return new Failure(`${port} is in use by a program that does not share it (SO_REUSEADDR); stop that program or choose another port`)
+    return new Failure(
+      `${port} is in use by a program that does not share it (SO_REUSEADDR); stop that program or choose another port`,
+    )
   }
   if (error.code === 'EACCES') return new Failure(`not allowed to listen on ${port}: ${error.message}`)
   return new Failure(`cannot listen on ${port}: ${error.message}`)
@@ -67,14 +71,15 @@ function listen(channels, onPacket) {
     socket.bind(port, () => {
       socket.removeAllListeners('error')
       const groups = new Set(channels.map((c) => c.address).filter(isMulticast))
+      const on = channels[0].interface
       for (const group of groups) {
-        const on = channels[0].interface
         try {
           if (on) socket.addMembership(group, on.address)
           else socket.addMembership(group)
         } catch (error) {
           socket.close()
-          return reject(new Failure(`cannot join group ${group} ${on ? `on ${on.name} (${on.address})` : 'on the default interface'}: ${error.message}`))
+          const where = on ? `on ${on.name} (${on.address})` : 'on the default interface'
+          return reject(new Failure(`cannot join group ${group} ${where}: ${error.message}`))
         }
       }
       socket.on('message', (bytes, from) => onPacket(bytes, from, channels))
@@ -127,15 +132,13 @@ async function run(flags) {
   const stop = () => finish(EXIT.ok)
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
-  // `handover watch | head` closes our stdout: that is a normal way to stop.
-  const onStdoutError = (error) => (error.code === 'EPIPE' ? stop() : fail(error))
-  process.stdout.on('error', onStdoutError)
   const timer = timeout && setTimeout(() => {
     if (count === undefined) return finish(EXIT.ok)
     fail(new Failure(`timed out after ${timeout} ms having heard ${heard} of ${count} packets`))
   }, timeout)
   // Said last: a script that waits for this line may signal us at once.
-  process.stderr.write(`watching handover ${describeChannel(channels[0])} and status ${describeChannel(channels[1])}; Ctrl-C to stop\n`)
+  const [handover, status] = channels.map(describeChannel)
+  process.stderr.write(`watching handover ${handover} and status ${status}; Ctrl-C to stop\n`)
 
   try {
     return await finished
@@ -143,7 +146,6 @@ async function run(flags) {
     clearTimeout(timer)
     process.removeListener('SIGINT', stop)
     process.removeListener('SIGTERM', stop)
-    process.stdout.removeListener('error', onStdoutError)
     for (const socket of sockets) socket.close()
   }
 }
