@@ -29,3 +29,6 @@ pub mod wire;
 // The glue needs a Node process; `cargo test` covers the pure modules.
 #[cfg(not(test))]
 mod js;
+
+#[cfg(test)]
+mod fuzz;
