@@ -1,0 +1,70 @@
+'use strict'
+// Where the handover-complete file lands (SPEC §5.4), on a real file system:
+// each case runs a child in private mount and network namespaces where /tmp
+// is an empty tmpfs, so the real /tmp/balena and /tmp/resin are never
+// touched. Root only.
+
+const { spawnSync } = require('node:child_process')
+const path = require('node:path')
+const { namespacesAvailable, SETUP } = require('../test-support/isolated')
+
+const ROOT = path.join(__dirname, '..')
+const describeIfRoot = namespacesAvailable() ? describe : describe.skip
+
+// The repository may live under /tmp: bind it to /mnt before /tmp is hidden.
+const CHILD = `
+  const fs = require('node:fs')
+  const { HandoverPeer } = require('/mnt/index.js')
+  for (const dir of JSON.parse(process.env.MAKE_DIRS)) fs.mkdirSync(dir, { recursive: true })
+  const old = new HandoverPeer(new Date(1000), undefined, { port: 1536, logLevel: 'error' })
+  old.startListening(async () => {})
+  new HandoverPeer(new Date(), undefined, { port: 1536 }).startBroadcasting()
+  old.handover.then((report) => {
+    const files = ['/tmp/balena/handover-complete', '/tmp/resin/resin-kill-me', '/tmp/custom/done']
+      .filter((f) => fs.existsSync(f))
+    console.log(JSON.stringify({ report, files }))
+    process.exit(0)
+  })
+`
+
+function handOverWith({ makeDirs, env = {} }) {
+  const script = `mount --bind "$REPO" /mnt && mount -t tmpfs tmpfs /tmp && ${SETUP.replace(' && exec "$0" "$@"', '')} && exec "$0" "$@"`
+  const result = spawnSync('unshare', ['-m', '-n', 'sh', '-c', script, process.execPath, '-e', CHILD], {
+    env: { ...process.env, ...env, REPO: ROOT, MAKE_DIRS: JSON.stringify(makeDirs) },
+    encoding: 'utf8',
+    timeout: 15_000,
+  })
+  if (result.status !== 0) throw new Error(`child failed (${result.status}): ${result.stderr}`)
+  return JSON.parse(result.stdout.trim().split('\n').pop())
+}
+
+describeIfRoot('the handover-complete file (private /tmp)', () => {
+  test('defaults to /tmp/balena/handover-complete', () => {
+    const { report, files } = handOverWith({ makeDirs: ['/tmp/balena', '/tmp/resin'] })
+    expect(report.completeFile).toBe('/tmp/balena/handover-complete')
+    expect(files).toEqual(['/tmp/balena/handover-complete'])
+  })
+
+  test('falls back to the legacy /tmp/resin/resin-kill-me when only /tmp/resin exists', () => {
+    const { report, files } = handOverWith({ makeDirs: ['/tmp/resin'] })
+    expect(report.completeFile).toBe('/tmp/resin/resin-kill-me')
+    expect(files).toEqual(['/tmp/resin/resin-kill-me'])
+  })
+
+  test('BALENA_SERVICE_HANDOVER_COMPLETE_PATH wins over the default', () => {
+    const { report, files } = handOverWith({
+      makeDirs: ['/tmp/balena', '/tmp/custom'],
+      env: { BALENA_SERVICE_HANDOVER_COMPLETE_PATH: '/tmp/custom/done' },
+    })
+    expect(report.completeFile).toBe('/tmp/custom/done')
+    expect(files).toEqual(['/tmp/custom/done'])
+  })
+
+  test('with no folder at all, the failure names the path and nothing is written', () => {
+    const { report, files } = handOverWith({ makeDirs: [] })
+    expect(report.completeFile).toBeNull()
+    expect(report.completeFileError).toMatch(/cannot write \/tmp\/balena\/handover-complete: folder \/tmp\/balena does not exist/)
+    expect(report.completeFileError).toContain('/tmp/resin/resin-kill-me')
+    expect(files).toEqual([])
+  })
+})
