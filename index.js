@@ -101,12 +101,33 @@ function errorText(error) {
   }
 }
 
-/** Emits 'error' only when someone listens: the native side has logged it already. */
-function reportError(emitter, error) {
-  if (emitter.listenerCount('error') > 0) emitter.emit('error', error)
+/** What both classes share: counters, close(), and how a listen failure is reported. */
+class NativeChannel extends EventEmitter {
+  /** Packet counters. */
+  stats() {
+    return this._native.stats()
+  }
+
+  close() {
+    this._native.close()
+  }
+
+  /**
+   * Runs a native startListening. Calling it on a closed object throws; a
+   * socket problem (port in use…) is logged natively and emitted as 'error'
+   * when someone listens, but never thrown: the original did not throw either.
+   */
+  _startListening(start) {
+    try {
+      start()
+    } catch (error) {
+      if (/closed/.test(error.message)) throw error
+      if (this.listenerCount('error') > 0) this.emit('error', error)
+    }
+  }
 }
 
-class HandoverPeer extends EventEmitter {
+class HandoverPeer extends NativeChannel {
   constructor(startedAt, context, options) {
     super()
     checkDate(startedAt, 'startedAt')
@@ -161,22 +182,7 @@ class HandoverPeer extends EventEmitter {
         return errorText(error)
       }
     }
-    try {
-      this._native.startListening(run, this._nativeEvents)
-    } catch (error) {
-      if (/closed/.test(error.message)) throw error
-      reportError(this, error)
-    }
-  }
-
-  /** Packet counters. */
-  stats() {
-    return this._native.stats()
-  }
-
-  /** Stops announcing and listening; a handover under way still completes. */
-  close() {
-    this._native.close()
+    this._startListening(() => this._native.startListening(run, this._nativeEvents))
   }
 
   _onNativeEvent(event, settle) {
@@ -187,7 +193,7 @@ class HandoverPeer extends EventEmitter {
   }
 }
 
-class HandoverStatus extends EventEmitter {
+class HandoverStatus extends NativeChannel {
   constructor(startedAt, serviceName, addresses, context, options) {
     super()
     checkDate(startedAt, 'startedAt')
@@ -232,20 +238,7 @@ class HandoverStatus extends EventEmitter {
         this._callbackFailed(error)
       }
     }
-    try {
-      this._native.startListening(deliver)
-    } catch (error) {
-      if (/closed/.test(error.message)) throw error
-      reportError(this, error)
-    }
-  }
-
-  stats() {
-    return this._native.stats()
-  }
-
-  close() {
-    this._native.close()
+    this._startListening(() => this._native.startListening(deliver))
   }
 
   _callbackFailed(error) {

@@ -264,3 +264,22 @@ describe('authentication', () => {
     expect(callback).toHaveBeenCalledTimes(1)
   })
 })
+
+describe('a port held by a socket that does not share it', () => {
+  test('startListening does not throw: the error is logged and emitted as error', async () => {
+    const dgram = require('node:dgram')
+    const { options } = setup()
+    const holder = dgram.createSocket({ type: 'udp4', reuseAddr: false })
+    await new Promise((resolve) => holder.bind(options.port, resolve))
+    try {
+      const me = peer(new Date(), options)
+      const errors = []
+      me.on('error', (e) => errors.push(e))
+      expect(() => me.startListening(async () => {})).not.toThrow()
+      expect(errors).toHaveLength(1)
+      expect(errors[0].message).toMatch(new RegExp(`port ${options.port} is in use`))
+    } finally {
+      holder.close()
+    }
+  })
+})
