@@ -5,17 +5,20 @@
 // created, so no packet of a test can leave this machine and nothing in the
 // root namespace changes. `destroy()` kills the processes it started and
 // deletes its namespaces (their interfaces go with them); a process 'exit'
-// hook does the same when a run dies before its afterAll, and namespaces left
-// by a run that was killed outright are swept by the next one.
+// hook deletes what is left when the process exits first, and namespaces
+// left by a run that was killed outright are swept by the next one.
 
 const { spawn, spawnSync } = require('node:child_process')
+const crypto = require('node:crypto')
 
 /** Every namespace name starts with this, then the pid of the process that made it. */
 const PREFIX = 'hoscn'
 const MULTICAST = '224.0.0.0/4'
 
-/** Namespaces of this process not deleted yet, for the exit hook. */
+/** Namespaces of this module instance not deleted yet, for the exit hook. */
 const live = new Set()
+/** Jest loads this module once per test file, all in one worker process: tell them apart. */
+const INSTANCE = crypto.randomBytes(3).toString('hex')
 let topologies = 0
 
 function ip(args) {
@@ -67,7 +70,7 @@ function topologiesAvailable() {
 class Topology {
   constructor(tag) {
     if (topologies === 0) sweepStale()
-    this.prefix = `${PREFIX}-${process.pid}-${++topologies}${tag ? `-${tag}` : ''}`
+    this.prefix = `${PREFIX}-${process.pid}-${INSTANCE}${++topologies}${tag ? `-${tag}` : ''}`
     this.namespaces = new Map()
     this.children = new Set()
     this.cables = 0
@@ -133,11 +136,27 @@ class Topology {
     return child
   }
 
-  /** Kills what is left of the processes, then deletes every namespace. Never throws. */
+  /** Kills what is left of the processes, then deletes every namespace. Never throws; may be called again. */
   async destroy() {
     await Promise.all([...this.children].map(killAndWait))
+    this.deleteNamespaces()
+  }
+
+  deleteNamespaces() {
     for (const name of this.namespaces.values()) deleteNamespace(name)
     this.namespaces.clear()
+  }
+}
+
+/** A topology made by `steps`; if a step fails, what was made so far is deleted. */
+function build(tag, steps) {
+  const topology = new Topology(tag)
+  try {
+    steps(topology)
+    return topology
+  } catch (error) {
+    topology.deleteNamespaces()
+    throw error
   }
 }
 
@@ -151,10 +170,10 @@ function killAndWait(child) {
 
 /** One namespace whose multicast stays on loopback: many instances on one host. */
 function loopbackHost(tag) {
-  const topology = new Topology(tag)
-  topology.addNamespace('host')
-  topology.routeMulticast('host', 'lo')
-  return topology
+  return build(tag, (topology) => {
+    topology.addNamespace('host')
+    topology.routeMulticast('host', 'lo')
+  })
 }
 
 /**
@@ -163,15 +182,15 @@ function loopbackHost(tag) {
  * routed out of eth0. `containers` maps role to CIDR ('10.213.1.2/24').
  */
 function bridgeNetwork(tag, containers) {
-  const topology = new Topology(tag)
-  topology.addNamespace('br')
-  topology.addBridge('br', 'br0')
-  for (const [role, cidr] of Object.entries(containers)) {
-    topology.addNamespace(role)
-    topology.plug(role, 'eth0', { bridgeRole: 'br', bridge: 'br0', cidr })
-    topology.routeMulticast(role, 'eth0')
-  }
-  return topology
+  return build(tag, (topology) => {
+    topology.addNamespace('br')
+    topology.addBridge('br', 'br0')
+    for (const [role, cidr] of Object.entries(containers)) {
+      topology.addNamespace(role)
+      topology.plug(role, 'eth0', { bridgeRole: 'br', bridge: 'br0', cidr })
+      topology.routeMulticast(role, 'eth0')
+    }
+  })
 }
 
 /**
@@ -182,16 +201,16 @@ function bridgeNetwork(tag, containers) {
  * the eth0 CIDR.
  */
 function fleetLan(tag, devices, supervisorCidr = '10.114.104.1/24') {
-  const topology = new Topology(tag)
-  topology.addNamespace('lan')
-  topology.addBridge('lan', 'br0')
-  for (const [role, cidr] of Object.entries(devices)) {
-    topology.addNamespace(role)
-    topology.plug(role, 'eth0', { bridgeRole: 'lan', bridge: 'br0', cidr })
-    topology.run(role, ['route', 'add', 'default', 'dev', 'eth0'])
-    topology.addBridge(role, 'supervisor0', supervisorCidr)
-  }
-  return topology
+  return build(tag, (topology) => {
+    topology.addNamespace('lan')
+    topology.addBridge('lan', 'br0')
+    for (const [role, cidr] of Object.entries(devices)) {
+      topology.addNamespace(role)
+      topology.plug(role, 'eth0', { bridgeRole: 'lan', bridge: 'br0', cidr })
+      topology.run(role, ['route', 'add', 'default', 'dev', 'eth0'])
+      topology.addBridge(role, 'supervisor0', supervisorCidr)
+    }
+  })
 }
 
-module.exports = { Topology, topologiesAvailable, loopbackHost, bridgeNetwork, fleetLan, PREFIX }
+module.exports = { Topology, build, topologiesAvailable, loopbackHost, bridgeNetwork, fleetLan, PREFIX }

@@ -23,14 +23,11 @@ function ours(service, startedAt, folder) {
   }
 }
 
-async function otherService(peer) {
-  return (await peer.stats()).otherService
-}
-
-/** Waits until the worker has heard more api announcements than it had. */
-async function workerHearsMoreApi(worker) {
-  const before = await otherService(worker)
-  await eventually(async () => (await otherService(worker)) > before + 1, 'the worker hearing api-new')
+/** Waits until the worker has heard a few more packets: api-old has stopped, so they are api-new's. */
+async function workerHearsApiNew(worker) {
+  const { received, own } = await worker.stats()
+  const heard = await worker.hearsOthers(received - own + 2, 'the worker hearing api-new')
+  expect(heard.otherService).toBeGreaterThan(0)
 }
 
 async function expectUntouched(peer, folder) {
@@ -49,22 +46,26 @@ describeScenario('scenario: api and worker of one app on a docker bridge network
   })
 
   afterEach(async () => {
-    await topology.destroy()
+    await topology?.destroy()
     for (const folder of Object.values(folders)) fs.rmSync(folder, { recursive: true, force: true })
   })
+
+  /** A container of ours for `service`, in the namespace called `role`. */
+  const container = (role, service, startedAt) =>
+    PeerProcess.start(topology, role, role, ours(service, startedAt, folders[role]))
 
   test('api-old hands over to api-new; worker-old hears api but stays', async () => {
     const t0 = Date.now() - 60_000
     // The worker is younger than api-old: without scoping, api-old would yield to it.
-    const apiOld = await PeerProcess.start(topology, 'api-old', 'api-old', ours('api', t0, folders['api-old']))
-    const worker = await PeerProcess.start(topology, 'worker-old', 'worker-old', ours('worker', t0 + 1000, folders['worker-old']))
-    const apiNew = await PeerProcess.start(topology, 'api-new', 'api-new', ours('api', Date.now(), folders['api-new']))
+    const apiOld = await container('api-old', 'api', t0)
+    const worker = await container('worker-old', 'worker', t0 + 1000)
+    const apiNew = await container('api-new', 'api', Date.now())
     for (const peer of [apiOld, worker, apiNew]) await peer.listen()
 
     await apiOld.broadcast()
     await worker.broadcast()
     // The bridge carries the group between containers: each old one hears the other service.
-    await eventually(async () => (await otherService(worker)) > 0 && (await otherService(apiOld)) > 0, 'old containers hearing each other')
+    for (const peer of [apiOld, worker]) expect((await peer.hearsOthers(1)).otherService).toBeGreaterThan(0)
     expect(await apiOld.shuttingDown()).toBe(false)
 
     await apiNew.broadcast()
@@ -75,7 +76,7 @@ describeScenario('scenario: api and worker of one app on a docker bridge network
     expect(fs.readFileSync(handover.completeFile, 'utf8')).toMatch(/^Shutting down at /)
 
     // api-old is silent now: what the worker keeps hearing is api-new.
-    await workerHearsMoreApi(worker)
+    await workerHearsApiNew(worker)
     await expectUntouched(worker, folders['worker-old'])
     expect((await worker.stats()).accepted).toBe(0)
     await expectUntouched(apiNew, folders['api-new'])
@@ -94,14 +95,14 @@ describeScenario('scenario: api and worker of one app on a docker bridge network
       { impl: 'original', startedAt: t0, env: { BALENA_SERVICE_NAME: 'api' } },
       privateTmp(folders['api-old']),
     )
-    const worker = await PeerProcess.start(topology, 'worker-old', 'worker-old', ours('worker', t0, folders['worker-old']))
-    const apiNew = await PeerProcess.start(topology, 'api-new', 'api-new', ours('api', Date.now(), folders['api-new']))
+    const worker = await container('worker-old', 'worker', t0)
+    const apiNew = await container('api-new', 'api', Date.now())
     for (const peer of [apiOld, worker, apiNew]) await peer.listen()
 
     await apiOld.broadcast()
     await worker.broadcast()
-    // The worker hears the original's announcement (and takes it as not younger).
-    await eventually(async () => (await worker.stats()).older > 0, 'the worker hearing the original api-old')
+    // The worker hears the original's announcement and takes it as not younger.
+    expect((await worker.hearsOthers(1, 'the worker hearing the original api-old')).older).toBeGreaterThan(0)
     await sleep(HEARTBEAT_MS)
     expect(apiOld.has('callback')).toBe(false)
 
@@ -112,7 +113,7 @@ describeScenario('scenario: api and worker of one app on a docker bridge network
     await eventually(() => fs.existsSync(completeFile), 'the original writing /tmp/balena/handover-complete')
     expect(fs.readFileSync(completeFile, 'utf8')).toMatch(/^Shutting down at /)
 
-    await workerHearsMoreApi(worker)
+    await workerHearsApiNew(worker)
     await expectUntouched(worker, folders['worker-old'])
     await expectUntouched(apiNew, folders['api-new'])
   }, 60_000)

@@ -27,7 +27,7 @@ describeScenario('scenario: a fleet of two devices on one LAN, host network mode
   })
 
   afterEach(async () => {
-    await topology.destroy()
+    await topology?.destroy()
     fs.rmSync(folder, { recursive: true, force: true })
   })
 
@@ -70,8 +70,10 @@ describeScenario('scenario: a fleet of two devices on one LAN, host network mode
 
   test('control: the JS original in host mode leaks across the LAN and shuts device B down', async () => {
     const t0 = Date.now() - 60_000
-    const original = (device, label, startedAt) =>
-      PeerProcess.start(topology, device, label, { impl: 'original', startedAt, env: HOST_MODE }, privateTmp(path.join(folder, device)))
+    const original = (device, label, startedAt) => {
+      const config = { impl: 'original', startedAt, env: HOST_MODE }
+      return PeerProcess.start(topology, device, label, config, privateTmp(path.join(folder, device)))
+    }
     const b = await original('devB', 'B (original)', t0)
     const aNew = await original('devA', 'A-new (original)', Date.now())
     await b.listen()

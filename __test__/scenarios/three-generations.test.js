@@ -49,7 +49,7 @@ describeScenario('scenario: three generations of one service on one host', () =>
   })
 
   afterEach(async () => {
-    await topology.destroy()
+    await topology?.destroy()
     fs.rmSync(folder, { recursive: true, force: true })
   })
 

@@ -33,20 +33,28 @@ function scratchFolder(label) {
 
 /**
  * A child process speaking JSON lines: what it reported so far, and waiting
- * for the next report of a kind.
+ * for the next report of a kind. A wait fails at its timeout, or as soon as
+ * the process is gone, with the tail of its stderr.
  */
 class LineProcess {
   constructor(label, child) {
     this.label = label
     this.child = child
     this.reports = []
-    this.waiters = []
+    this.waiters = new Set()
     this.stderrTail = ''
-    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+    this.closed = false
+    // Writing to a child that died fails with EPIPE; the waiters report it.
+    child.stdin.on('error', () => {})
     child.stderr.on('data', (chunk) => {
       this.stderrTail = (this.stderrTail + chunk).slice(-4000)
     })
     readline.createInterface({ input: child.stdout }).on('line', (line) => this.received(line))
+    // 'close' comes after the last line of stdout was read.
+    child.on('close', () => {
+      this.closed = true
+      for (const waiter of this.waiters) waiter.fail('')
+    })
   }
 
   received(line) {
@@ -58,27 +66,27 @@ class LineProcess {
     }
     if (!report || typeof report.event !== 'string') return
     this.reports.push(report)
-    for (const waiter of this.waiters.filter((w) => w.matches(report))) waiter.resolve(report)
+    for (const waiter of this.waiters) if (waiter.event === report.event) waiter.done(report)
   }
 
   /** The first report of `event` from index `from` on, now or when it comes. */
   next(event, { from = 0, timeoutMs = REPLY_MS } = {}) {
-    const index = this.reports.findIndex((r, i) => i >= from && r.event === event)
-    if (index >= 0) return Promise.resolve(this.reports[index])
+    const seen = this.reports.find((r, i) => i >= from && r.event === event)
+    if (seen) return Promise.resolve(seen)
     return new Promise((resolve, reject) => {
-      const waiter = {
-        matches: (r) => r.event === event,
-        resolve: (r) => {
-          clearTimeout(timer)
-          this.waiters.splice(this.waiters.indexOf(waiter), 1)
-          resolve(r)
-        },
+      const settle = (outcome) => {
+        clearTimeout(timer)
+        this.waiters.delete(waiter)
+        outcome()
       }
-      const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(waiter), 1)
-        reject(new Error(`${this.label}: no '${event}' report within ${timeoutMs} ms\n${this.stderrTail}`))
-      }, timeoutMs)
-      this.waiters.push(waiter)
+      const waiter = {
+        event,
+        done: (report) => settle(() => resolve(report)),
+        fail: (within) => settle(() => reject(this.failure(`no '${event}' report${within}`))),
+      }
+      const timer = setTimeout(() => waiter.fail(` within ${timeoutMs} ms`), timeoutMs)
+      this.waiters.add(waiter)
+      if (this.closed) waiter.fail('')
     })
   }
 
@@ -95,6 +103,13 @@ class LineProcess {
 
   get running() {
     return this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  /** An error naming this process, saying whether it exited, with the end of its stderr. */
+  failure(what) {
+    const { exitCode, signalCode } = this.child
+    const exit = this.running ? '' : ` (it exited: code ${exitCode}, signal ${signalCode})`
+    return new Error(`${this.label}: ${what}${exit}\n${this.stderrTail}`)
   }
 }
 
@@ -128,6 +143,18 @@ class PeerProcess extends LineProcess {
 
   async shuttingDown() {
     return (await this.ask({ cmd: 'state' }, 'state')).shuttingDown
+  }
+
+  /**
+   * Waits until this peer of ours has heard at least `count` packets that
+   * are not its own, or has begun to shut down (its listener then stops:
+   * the caller's assertions say what went wrong). Resolves with its stats.
+   */
+  async hearsOthers(count, what = `${this.label} hearing ${count} packets of others`) {
+    return eventually(async () => {
+      const stats = await this.stats()
+      return (stats.received - stats.own >= count || (await this.shuttingDown())) && stats
+    }, what)
   }
 
   /** The handover report of ours: the callback ran and the complete file was written (or not). */
