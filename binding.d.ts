@@ -3,7 +3,7 @@
 
 /** The native half of `HandoverPeer`; use the class exported by `index.js`. */
 export declare class NativePeer {
-  constructor(startedAtMs: number, contextId: string, options: HandoverOptions | undefined | null, env: Record<string, string>, logSink?: LogFunction | undefined | null)
+  constructor(startedAtMs: number, contextId: string, options: HandoverOptions | undefined | null, env: Record<string, string>, logSink?: ((record: LogRecord) => void) | undefined | null)
   get port(): number
   get address(): string
   get shuttingDown(): boolean
@@ -11,8 +11,8 @@ export declare class NativePeer {
   get instanceId(): string
   /** The IPv4 address multicast is joined and sent on; `null` for the default interface. */
   get interfaceAddress(): string | null
-  startBroadcasting(events: EventFunction): void
-  startListening(callback: CallbackFunction, events: EventFunction): void
+  startBroadcasting(events: (event: string) => void): void
+  startListening(callback: (shuttingDown: string) => Promise<string | null>, events: (event: string) => void): void
   stats(): HandoverStats
   close(): void
   /** Writes a log line with this peer's context and level filter. */
@@ -21,12 +21,12 @@ export declare class NativePeer {
 
 /** The native half of `HandoverStatus`; use the class exported by `index.js`. */
 export declare class NativeStatus {
-  constructor(startedAtMs: number, serviceName: string, addresses: Array<string>, contextId: string, options: HandoverOptions | undefined | null, env: Record<string, string>, logSink?: LogFunction | undefined | null)
+  constructor(startedAtMs: number, serviceName: string, addresses: Array<string>, contextId: string, options: HandoverOptions | undefined | null, env: Record<string, string>, logSink?: ((record: LogRecord) => void) | undefined | null)
   get port(): number
   get address(): string
-  startUp(keepAlive: EventFunction): void
-  startDown(keepAlive: EventFunction): void
-  startListening(callback: StatusFunction): void
+  startUp(keepAlive: () => void): void
+  startDown(keepAlive: () => void): void
+  startListening(callback: (message: HandoverStatusMessage) => void): void
   stats(): HandoverStats
   close(): void
   log(level: string, message: string): void
@@ -62,7 +62,7 @@ export interface HandoverOptions {
   logLevel?: string
 }
 
-/** Packet counters. */
+/** Packet counters of a peer or a status channel. */
 export interface HandoverStats {
   /** Packets received on the listening socket. */
   received: number

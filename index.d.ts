@@ -56,29 +56,9 @@ export interface HandoverLogger {
   log?(message: string): void
 }
 
-/** Packet counters of a peer or a status channel. */
-export interface HandoverStats {
-  /** Packets received on the listening socket. */
-  received: number
-  /** Announcements from a younger instance (status: messages delivered to the listener). */
-  accepted: number
-  /** Packets that were not a valid message (dropped). */
-  malformed: number
-  /** Announcements from an older or same-age instance. */
-  older: number
-  /** Announcements scoped to another service. */
-  otherService: number
-  /** Unsigned or forged announcements while a secret is set. */
-  unauthenticated: number
-  /** Signed announcements that were stale or already seen. */
-  replayed: number
-  /** Our own announcements, looped back. */
-  own: number
-  /** Packets sent. */
-  sent: number
-  /** Packets that could not be sent. */
-  sendErrors: number
-}
+/** Packet counters of a peer or a status channel (generated from the Rust docs). */
+export type { HandoverStats } from './binding'
+import type { HandoverStats } from './binding'
 
 /** Emitted as `'shuttingDown'` when a younger instance is heard. */
 export interface ShuttingDownEvent {

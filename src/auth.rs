@@ -64,7 +64,11 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(secret: Secret, window_ms: i64) -> Self {
-        Verifier { secret, window_ms, last_sequence: Vec::new() }
+        Verifier {
+            secret,
+            window_ms,
+            last_sequence: Vec::new(),
+        }
     }
 
     pub fn check(&mut self, packet: &[u8], announcement: &Announcement<'_>, now_ms: i64) -> Result<(), Refusal> {
@@ -134,7 +138,10 @@ mod tests {
         let secret = Secret::new("k");
         let mut v = Verifier::new(secret.clone(), 30_000);
         assert_eq!(check(&mut v, &signed(&secret, 1, 0, 1), 30_001), Err(Refusal::Replayed));
-        assert_eq!(check(&mut v, &signed(&secret, 1, 60_002, 1), 30_001), Err(Refusal::Replayed));
+        assert_eq!(
+            check(&mut v, &signed(&secret, 1, 60_002, 1), 30_001),
+            Err(Refusal::Replayed)
+        );
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub fn boot_stamp(started_at_ms: i64) -> Option<BootStamp> {
     let boot_id = boot_id()?;
     let boot_now_us = boot_clock_now_us()?;
     let age_us = wall_now_us().saturating_sub(started_at_ms.saturating_mul(1000));
-    Some(BootStamp { boot_id, started_at_us: boot_now_us.saturating_sub(age_us) })
+    Some(BootStamp {
+        boot_id,
+        started_at_us: boot_now_us.saturating_sub(age_us),
+    })
 }
 
 pub fn random_instance_id() -> [u8; INSTANCE_ID_LEN] {

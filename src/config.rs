@@ -139,7 +139,14 @@ impl Source<'_> {
         }
     }
 
-    fn millis(&self, option: Option<f64>, name: &str, key: &str, min: i64, max: i64) -> Result<Option<Duration>, ConfigError> {
+    fn millis(
+        &self,
+        option: Option<f64>,
+        name: &str,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<Duration>, ConfigError> {
         let ms = match (option, self.env(key)) {
             (Some(value), _) => integer_in(value, min, max, name)?,
             (None, Some(text)) => parse_integer(text, min, max, key)?,
@@ -149,7 +156,10 @@ impl Source<'_> {
     }
 
     fn text(&self, option: Option<&str>, key: &str) -> Option<String> {
-        option.filter(|v| !v.is_empty()).or_else(|| self.env(key)).map(String::from)
+        option
+            .filter(|v| !v.is_empty())
+            .or_else(|| self.env(key))
+            .map(String::from)
     }
 
     fn log_level(&self, option: Option<&str>) -> Result<Level, ConfigError> {
@@ -166,10 +176,19 @@ impl Source<'_> {
         }
     }
 
-    fn channel(&self, options: &Options, port_key: &str, address_key: &str, default_port: u16) -> Result<Channel, ConfigError> {
-        let mode = match options.network_mode.as_deref().map(|m| ("options.networkMode", m)).or_else(|| {
-            self.env("HANDOVER_NETWORK_MODE").map(|m| ("HANDOVER_NETWORK_MODE", m))
-        }) {
+    fn channel(
+        &self,
+        options: &Options,
+        port_key: &str,
+        address_key: &str,
+        default_port: u16,
+    ) -> Result<Channel, ConfigError> {
+        let mode = match options
+            .network_mode
+            .as_deref()
+            .map(|m| ("options.networkMode", m))
+            .or_else(|| self.env("HANDOVER_NETWORK_MODE").map(|m| ("HANDOVER_NETWORK_MODE", m)))
+        {
             None => NetworkMode::Bridge,
             Some((name, value)) => match value.trim().to_ascii_lowercase().as_str() {
                 "bridge" => NetworkMode::Bridge,
@@ -196,9 +215,20 @@ impl Source<'_> {
 impl PeerConfig {
     pub fn resolve(options: &Options, env: &Environment) -> Result<Self, ConfigError> {
         let source = Source { env };
-        let channel = source.channel(options, "SHUTDOWN_PORT", "SHUTDOWN_BROADCAST_ADDRESS", DEFAULT_SHUTDOWN_PORT)?;
+        let channel = source.channel(
+            options,
+            "SHUTDOWN_PORT",
+            "SHUTDOWN_BROADCAST_ADDRESS",
+            DEFAULT_SHUTDOWN_PORT,
+        )?;
         let heartbeat = source
-            .millis(options.heartbeat_interval_ms, "options.heartbeatIntervalMs", "HANDOVER_HEARTBEAT_INTERVAL_MS", 10, 3_600_000)?
+            .millis(
+                options.heartbeat_interval_ms,
+                "options.heartbeatIntervalMs",
+                "HANDOVER_HEARTBEAT_INTERVAL_MS",
+                10,
+                3_600_000,
+            )?
             .unwrap_or(DEFAULT_HEARTBEAT);
         let callback_timeout = source.millis(
             options.callback_timeout_ms,
@@ -208,7 +238,10 @@ impl PeerConfig {
             i32::MAX as i64,
         )?;
         let complete_path = match options.handover_complete_path.as_deref().filter(|p| !p.is_empty()) {
-            Some(path) => CompletePath { path: path.into(), legacy_fallback: false },
+            Some(path) => CompletePath {
+                path: path.into(),
+                legacy_fallback: false,
+            },
             None => CompletePath {
                 path: source
                     .env("BALENA_SERVICE_HANDOVER_COMPLETE_PATH")
@@ -232,7 +265,9 @@ impl PeerConfig {
             complete_path,
             callback_timeout,
             service,
-            secret: source.text(options.secret.as_deref(), "HANDOVER_SECRET").map(Secret::new),
+            secret: source
+                .text(options.secret.as_deref(), "HANDOVER_SECRET")
+                .map(Secret::new),
             log_level: source.log_level(options.log_level.as_deref())?,
         })
     }
@@ -242,7 +277,12 @@ impl StatusConfig {
     pub fn resolve(options: &Options, env: &Environment) -> Result<Self, ConfigError> {
         let source = Source { env };
         Ok(StatusConfig {
-            channel: source.channel(options, "HANDOVER_STATUS_PORT", "HANDOVER_STATUS_BROADCAST_ADDRESS", DEFAULT_STATUS_PORT)?,
+            channel: source.channel(
+                options,
+                "HANDOVER_STATUS_PORT",
+                "HANDOVER_STATUS_BROADCAST_ADDRESS",
+                DEFAULT_STATUS_PORT,
+            )?,
             log_level: source.log_level(options.log_level.as_deref())?,
         })
     }
@@ -270,7 +310,9 @@ pub fn status_identity(service_name: &str, addresses: &[String]) -> Result<Vec<I
             let address = parse_ipv4(text, &format!("addresses[{i}]"))?;
             if address.octets()[0] == 0 {
                 // A first byte of 0 marks an empty slot on the wire.
-                return Err(ConfigError::Range(format!("addresses[{i}] cannot start with 0 (it would read as empty); got '{text}'")));
+                return Err(ConfigError::Range(format!(
+                    "addresses[{i}] cannot start with 0 (it would read as empty); got '{text}'"
+                )));
             }
             Ok(address)
         })
@@ -279,25 +321,32 @@ pub fn status_identity(service_name: &str, addresses: &[String]) -> Result<Vec<I
 
 fn integer_in(value: f64, min: i64, max: i64, name: &str) -> Result<i64, ConfigError> {
     if !value.is_finite() || value.fract() != 0.0 {
-        return Err(ConfigError::Range(format!("{name} must be an integer from {min} to {max}; got {value}")));
+        return Err(ConfigError::Range(format!(
+            "{name} must be an integer from {min} to {max}; got {value}"
+        )));
     }
     if value < min as f64 || value > max as f64 {
-        return Err(ConfigError::Range(format!("{name} must be from {min} to {max}; got {value}")));
+        return Err(ConfigError::Range(format!(
+            "{name} must be from {min} to {max}; got {value}"
+        )));
     }
     Ok(value as i64)
 }
 
 fn parse_integer(text: &str, min: i64, max: i64, key: &str) -> Result<i64, ConfigError> {
-    let value: i64 = text.trim().parse().map_err(|_| {
-        ConfigError::Range(format!("{key} must be an integer from {min} to {max}; got '{text}'"))
-    })?;
+    let value: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::Range(format!("{key} must be an integer from {min} to {max}; got '{text}'")))?;
     integer_in(value as f64, min, max, key)
 }
 
 pub fn parse_ipv4(text: &str, name: &str) -> Result<Ipv4Addr, ConfigError> {
-    text.trim()
-        .parse()
-        .map_err(|_| ConfigError::Type(format!("{name} must be an IPv4 address like 239.192.16.16; got '{text}'")))
+    text.trim().parse().map_err(|_| {
+        ConfigError::Type(format!(
+            "{name} must be an IPv4 address like 239.192.16.16; got '{text}'"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -340,13 +389,25 @@ mod tests {
         ]);
         let c = PeerConfig::resolve(&Options::default(), &e).unwrap();
         assert_eq!((c.channel.port, c.channel.target), (2000, Ipv4Addr::new(239, 1, 2, 3)));
-        assert_eq!((c.channel.mode, c.channel.interface.as_str()), (NetworkMode::Host, "eth9"));
+        assert_eq!(
+            (c.channel.mode, c.channel.interface.as_str()),
+            (NetworkMode::Host, "eth9")
+        );
         assert_eq!(c.service.as_deref(), Some("api"));
-        assert_eq!(c.complete_path, CompletePath { path: "/x/done".into(), legacy_fallback: true });
+        assert_eq!(
+            c.complete_path,
+            CompletePath {
+                path: "/x/done".into(),
+                legacy_fallback: true
+            }
+        );
         assert_eq!(c.callback_timeout, Some(Duration::from_secs(5)));
         assert!(c.secret.is_some());
         assert_eq!(c.log_level, Level::Debug);
-        assert_eq!(StatusConfig::resolve(&Options::default(), &e).unwrap().channel.port, 2001);
+        assert_eq!(
+            StatusConfig::resolve(&Options::default(), &e).unwrap().channel.port,
+            2001
+        );
 
         let o = Options {
             port: Some(3000.0),
@@ -361,9 +422,18 @@ mod tests {
         };
         let c = PeerConfig::resolve(&o, &e).unwrap();
         assert_eq!((c.channel.port, c.channel.target), (3000, Ipv4Addr::LOCALHOST));
-        assert_eq!((c.channel.mode, c.channel.interface.as_str()), (NetworkMode::Bridge, "lo"));
+        assert_eq!(
+            (c.channel.mode, c.channel.interface.as_str()),
+            (NetworkMode::Bridge, "lo")
+        );
         assert_eq!(c.service.as_deref(), Some("worker"));
-        assert_eq!(c.complete_path, CompletePath { path: "/y/done".into(), legacy_fallback: false });
+        assert_eq!(
+            c.complete_path,
+            CompletePath {
+                path: "/y/done".into(),
+                legacy_fallback: false
+            }
+        );
         assert_eq!(c.callback_timeout, Some(Duration::from_millis(10)));
         assert_eq!(c.log_level, Level::Error);
     }
@@ -371,12 +441,17 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let resolve = |o: Options, e: &[(&str, &str)]| PeerConfig::resolve(&o, &env(e)).unwrap_err();
-        let port = |p: f64| Options { port: Some(p), ..Default::default() };
+        let port = |p: f64| Options {
+            port: Some(p),
+            ..Default::default()
+        };
         assert!(matches!(resolve(port(0.0), &[]), ConfigError::Range(m) if m.contains("options.port")));
         assert!(matches!(resolve(port(65536.0), &[]), ConfigError::Range(_)));
         assert!(matches!(resolve(port(1.5), &[]), ConfigError::Range(_)));
         assert!(matches!(resolve(port(f64::NAN), &[]), ConfigError::Range(_)));
-        assert!(matches!(resolve(Options::default(), &[("SHUTDOWN_PORT", "12ab")]), ConfigError::Range(m) if m.contains("SHUTDOWN_PORT")));
+        assert!(
+            matches!(resolve(Options::default(), &[("SHUTDOWN_PORT", "12ab")]), ConfigError::Range(m) if m.contains("SHUTDOWN_PORT"))
+        );
         assert!(matches!(
             resolve(Options { address: Some("::1".into()), ..Default::default() }, &[]),
             ConfigError::Type(m) if m.contains("options.address")
@@ -390,7 +465,13 @@ mod tests {
             ConfigError::Range(m) if m.contains("63")
         ));
         assert!(matches!(
-            resolve(Options { log_level: Some("loud".into()), ..Default::default() }, &[]),
+            resolve(
+                Options {
+                    log_level: Some("loud".into()),
+                    ..Default::default()
+                },
+                &[]
+            ),
             ConfigError::Range(_)
         ));
     }
@@ -407,23 +488,40 @@ mod tests {
     fn status_identity_is_checked() {
         let addresses = |n: usize| (0..n).map(|i| format!("10.0.0.{}", i + 1)).collect::<Vec<_>>();
         assert_eq!(status_identity("api", &addresses(10)).unwrap().len(), 10);
-        assert!(matches!(status_identity("api", &addresses(11)), Err(ConfigError::Range(m)) if m.contains("at most 10")));
+        assert!(
+            matches!(status_identity("api", &addresses(11)), Err(ConfigError::Range(m)) if m.contains("at most 10"))
+        );
         assert!(matches!(status_identity(&"a".repeat(64), &[]), Err(ConfigError::Range(m)) if m.contains("63")));
         assert!(matches!(
             status_identity("api", &["10.0.0.1".into(), "fe80::1".into()]),
             Err(ConfigError::Type(m)) if m.contains("addresses[1]")
         ));
-        assert!(matches!(status_identity("api", &["0.1.2.3".into()]), Err(ConfigError::Range(_))));
+        assert!(matches!(
+            status_identity("api", &["0.1.2.3".into()]),
+            Err(ConfigError::Range(_))
+        ));
     }
 
     #[test]
     fn complete_path_falls_back_to_the_legacy_name() {
-        let default = CompletePath { path: DEFAULT_COMPLETE_PATH.into(), legacy_fallback: true };
+        let default = CompletePath {
+            path: DEFAULT_COMPLETE_PATH.into(),
+            legacy_fallback: true,
+        };
         let only = |dir: &'static str| move |p: &Path| p == Path::new(dir);
-        assert_eq!(default.choose(only("/tmp/balena")), Some(PathBuf::from(DEFAULT_COMPLETE_PATH)));
-        assert_eq!(default.choose(only("/tmp/resin")), Some(PathBuf::from(LEGACY_COMPLETE_PATH)));
+        assert_eq!(
+            default.choose(only("/tmp/balena")),
+            Some(PathBuf::from(DEFAULT_COMPLETE_PATH))
+        );
+        assert_eq!(
+            default.choose(only("/tmp/resin")),
+            Some(PathBuf::from(LEGACY_COMPLETE_PATH))
+        );
         assert_eq!(default.choose(only("/elsewhere")), None);
-        let explicit = CompletePath { path: "/data/done".into(), legacy_fallback: false };
+        let explicit = CompletePath {
+            path: "/data/done".into(),
+            legacy_fallback: false,
+        };
         assert_eq!(explicit.choose(only("/tmp/resin")), None);
         assert_eq!(explicit.choose(only("/data")), Some(PathBuf::from("/data/done")));
     }

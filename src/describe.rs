@@ -72,7 +72,11 @@ mod tests {
 
         let ours = describe(&wire::encode_extended(
             5,
-            &wire::ExtensionFields { service: Some("api".into()), instance: Some([1; 8]), ..Default::default() },
+            &wire::ExtensionFields {
+                service: Some("api".into()),
+                instance: Some([1; 8]),
+                ..Default::default()
+            },
         ));
         assert_eq!(ours["service"], "api");
         assert_eq!(ours["instance"], "0101010101010101");

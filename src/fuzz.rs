@@ -11,39 +11,62 @@ use crate::seniority::{judge, Identity};
 use crate::wire::{self, BootStamp, ExtensionFields, Freshness, StatusMessage};
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// A v1 header, our magic and version, then random type-length-value fields
 /// (known and unknown types, right and wrong lengths, truncated tails).
 fn extended_packet() -> impl Strategy<Value = Vec<u8>> {
-    let field = (prop_oneof![Just(1u8), Just(2), Just(3), Just(4), Just(0x7f), any::<u8>()], 0usize..40, any::<bool>())
-        .prop_flat_map(|(kind, len, honest)| {
-            (Just(kind), proptest::collection::vec(any::<u8>(), len), Just(honest))
-        })
+    let field = (
+        prop_oneof![Just(1u8), Just(2), Just(3), Just(4), Just(0x7f), any::<u8>()],
+        0usize..40,
+        any::<bool>(),
+    )
+        .prop_flat_map(|(kind, len, honest)| (Just(kind), proptest::collection::vec(any::<u8>(), len), Just(honest)))
         .prop_map(|(kind, value, honest)| {
-            let mut out = vec![kind, if honest { value.len() as u8 } else { value.len() as u8 ^ 0x5a }];
+            let mut out = vec![
+                kind,
+                if honest {
+                    value.len() as u8
+                } else {
+                    value.len() as u8 ^ 0x5a
+                },
+            ];
             out.extend(value);
             out
         });
-    (any::<i64>(), any::<u8>(), proptest::collection::vec(field, 0..8), 0usize..4).prop_map(
-        |(ms, version, fields, cut)| {
+    (
+        any::<i64>(),
+        any::<u8>(),
+        proptest::collection::vec(field, 0..8),
+        0usize..4,
+    )
+        .prop_map(|(ms, version, fields, cut)| {
             let mut packet = wire::encode_announcement(ms).to_vec();
             packet.extend_from_slice(&wire::EXTENSION_MAGIC);
             packet.push(version);
             fields.iter().for_each(|f| packet.extend(f));
             packet.truncate(packet.len().saturating_sub(cut));
             packet
-        },
-    )
+        })
 }
 
 fn identity() -> Identity {
     Identity {
         started_at_ms: 1_700_000_000_000,
         instance: [7; 8],
-        boot: Some(BootStamp { boot_id: [1; 16], started_at_us: 5_000_000 }),
+        boot: Some(BootStamp {
+            boot_id: [1; 16],
+            started_at_us: 5_000_000,
+        }),
         service: Some("api".into()),
     }
 }

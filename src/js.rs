@@ -63,7 +63,7 @@ impl From<HandoverOptions> for Options {
     }
 }
 
-/// Packet counters.
+/// Packet counters of a peer or a status channel.
 #[napi(object)]
 pub struct HandoverStats {
     /// Packets received on the listening socket.
@@ -195,7 +195,10 @@ fn timestamp(ms: f64, name: &str) -> Result<i64> {
 fn logger(level: Level, context_id: &str, sink: Option<LogFunction>) -> Logger {
     let sink = sink.map(|function| -> crate::log::Sink {
         Arc::new(move |level: Level, message: &str| {
-            let record = LogRecord { level: level.name().to_string(), message: message.to_string() };
+            let record = LogRecord {
+                level: level.name().to_string(),
+                message: message.to_string(),
+            };
             function.call(record, ThreadsafeFunctionCallMode::NonBlocking);
         })
     });
@@ -223,13 +226,18 @@ impl NativePeer {
         context_id: String,
         options: Option<HandoverOptions>,
         env: HashMap<String, String>,
-        log_sink: Option<LogFunction>,
+        #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
         let started_at_ms = timestamp(started_at_ms, "startedAt")?;
         let config = PeerConfig::resolve(&options.unwrap_or_default().into(), &env).map_err(config_error)?;
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
-        Ok(NativePeer { peer: Peer::new(started_at_ms, config, log.clone()), log, port, address })
+        Ok(NativePeer {
+            peer: Peer::new(started_at_ms, config, log.clone()),
+            log,
+            port,
+            address,
+        })
     }
 
     #[napi(getter)]
@@ -260,12 +268,21 @@ impl NativePeer {
     }
 
     #[napi]
-    pub fn start_broadcasting(&self, events: EventFunction) -> Result<()> {
-        self.peer.start_broadcasting(Arc::new(JsEvents(events))).map_err(peer_error)
+    pub fn start_broadcasting(
+        &self,
+        #[napi(ts_arg_type = "(event: string) => void")] events: EventFunction,
+    ) -> Result<()> {
+        self.peer
+            .start_broadcasting(Arc::new(JsEvents(events)))
+            .map_err(peer_error)
     }
 
     #[napi]
-    pub fn start_listening(&self, callback: CallbackFunction, events: EventFunction) -> Result<()> {
+    pub fn start_listening(
+        &self,
+        #[napi(ts_arg_type = "(shuttingDown: string) => Promise<string | null>")] callback: CallbackFunction,
+        #[napi(ts_arg_type = "(event: string) => void")] events: EventFunction,
+    ) -> Result<()> {
         self.peer
             .start_listening(shutdown_callback(callback), Arc::new(JsEvents(events)))
             .map_err(peer_error)
@@ -307,7 +324,7 @@ impl NativeStatus {
         context_id: String,
         options: Option<HandoverOptions>,
         env: HashMap<String, String>,
-        log_sink: Option<LogFunction>,
+        #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
         let started_at_ms = timestamp(started_at_ms, "startedAt")?;
         let addresses = config::status_identity(&service_name, &addresses).map_err(config_error)?;
@@ -315,7 +332,12 @@ impl NativeStatus {
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
         let channel = StatusChannel::new(started_at_ms, service_name, addresses, config, log.clone());
-        Ok(NativeStatus { channel, log, port, address })
+        Ok(NativeStatus {
+            channel,
+            log,
+            port,
+            address,
+        })
     }
 
     #[napi(getter)]
@@ -329,18 +351,27 @@ impl NativeStatus {
     }
 
     #[napi]
-    pub fn start_up(&self, keep_alive: EventFunction) -> Result<()> {
-        self.channel.start_up(Arc::new(JsEvents(keep_alive))).map_err(peer_error)
+    pub fn start_up(&self, #[napi(ts_arg_type = "() => void")] keep_alive: EventFunction) -> Result<()> {
+        self.channel
+            .start_up(Arc::new(JsEvents(keep_alive)))
+            .map_err(peer_error)
     }
 
     #[napi]
-    pub fn start_down(&self, keep_alive: EventFunction) -> Result<()> {
-        self.channel.start_down(Arc::new(JsEvents(keep_alive))).map_err(peer_error)
+    pub fn start_down(&self, #[napi(ts_arg_type = "() => void")] keep_alive: EventFunction) -> Result<()> {
+        self.channel
+            .start_down(Arc::new(JsEvents(keep_alive)))
+            .map_err(peer_error)
     }
 
     #[napi]
-    pub fn start_listening(&self, callback: StatusFunction) -> Result<()> {
-        self.channel.start_listening(Arc::new(JsStatusSink(callback))).map_err(peer_error)
+    pub fn start_listening(
+        &self,
+        #[napi(ts_arg_type = "(message: HandoverStatusMessage) => void")] callback: StatusFunction,
+    ) -> Result<()> {
+        self.channel
+            .start_listening(Arc::new(JsStatusSink(callback)))
+            .map_err(peer_error)
     }
 
     #[napi]
@@ -367,10 +398,20 @@ pub fn describe_packet(packet: Buffer) -> String {
 
 /// Encodes a status message (for tools and tests).
 #[napi]
-pub fn encode_status_message(timestamp_ms: f64, service_name: String, addresses: Vec<String>, status: String) -> Result<Buffer> {
+pub fn encode_status_message(
+    timestamp_ms: f64,
+    service_name: String,
+    addresses: Vec<String>,
+    status: String,
+) -> Result<Buffer> {
     let timestamp_ms = timestamp(timestamp_ms, "timestamp")?;
     let addresses = config::status_identity(&service_name, &addresses).map_err(config_error)?;
-    wire::encode_status(&StatusMessage { timestamp_ms, service_name, addresses, status })
-        .map(|bytes| bytes.to_vec().into())
-        .map_err(|e| config_error(ConfigError::Range(e.to_string())))
+    wire::encode_status(&StatusMessage {
+        timestamp_ms,
+        service_name,
+        addresses,
+        status,
+    })
+    .map(|bytes| bytes.to_vec().into())
+    .map_err(|e| config_error(ConfigError::Range(e.to_string())))
 }

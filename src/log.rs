@@ -55,7 +55,11 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(level: Level, context: &str, sink: Option<Sink>) -> Self {
-        Logger { level, context: context.into(), sink }
+        Logger {
+            level,
+            context: context.into(),
+            sink,
+        }
     }
 
     pub fn enabled(&self, level: Level) -> bool {
@@ -107,7 +111,11 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn new(period: Duration) -> Self {
-        RateLimit { period, last: None, suppressed: 0 }
+        RateLimit {
+            period,
+            last: None,
+            suppressed: 0,
+        }
     }
 
     /// `Some(n)` when a line may be written now, `n` being how many were held back.

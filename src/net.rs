@@ -38,13 +38,22 @@ pub struct Interface {
 /// given as a name or an IPv4 address.
 pub fn choose_interface(channel: &Channel) -> Interface {
     if channel.mode == NetworkMode::Bridge {
-        return Interface { address: None, fallback_reason: None };
+        return Interface {
+            address: None,
+            fallback_reason: None,
+        };
     }
     if let Ok(address) = channel.interface.parse::<Ipv4Addr>() {
-        return Interface { address: Some(address), fallback_reason: None };
+        return Interface {
+            address: Some(address),
+            fallback_reason: None,
+        };
     }
     match interface_ipv4(&channel.interface) {
-        Ok(Some(address)) => Interface { address: Some(address), fallback_reason: None },
+        Ok(Some(address)) => Interface {
+            address: Some(address),
+            fallback_reason: None,
+        },
         Ok(None) => Interface {
             address: None,
             fallback_reason: Some(format!("interface {} has no IPv4 address", channel.interface)),
@@ -87,7 +96,10 @@ pub fn interface_ipv4(name: &str) -> io::Result<Option<Ipv4Addr>> {
     if found {
         Ok(address)
     } else {
-        Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named {name}")))
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface named {name}"),
+        ))
     }
 }
 
@@ -148,8 +160,16 @@ impl Receiver {
     pub async fn next_batch(&mut self) -> io::Result<impl Iterator<Item = Packet<'_>>> {
         loop {
             self.socket.readable().await?;
-            let Receiver { socket, buffers, lengths, sources, .. } = self;
-            match socket.try_io(Interest::READABLE, || recv_batch(socket.as_raw_fd(), buffers, lengths, sources)) {
+            let Receiver {
+                socket,
+                buffers,
+                lengths,
+                sources,
+                ..
+            } = self;
+            match socket.try_io(Interest::READABLE, || {
+                recv_batch(socket.as_raw_fd(), buffers, lengths, sources)
+            }) {
                 Ok(n) => {
                     self.count = n;
                     break;
@@ -159,7 +179,10 @@ impl Receiver {
             }
         }
         let (buffers, lengths, sources) = (&*self.buffers, &self.lengths, &self.sources);
-        Ok((0..self.count).map(move |i| Packet { from: sources[i], bytes: &buffers[i][..lengths[i].min(SLOT)] }))
+        Ok((0..self.count).map(move |i| Packet {
+            from: sources[i],
+            bytes: &buffers[i][..lengths[i].min(SLOT)],
+        }))
     }
 }
 
@@ -174,7 +197,10 @@ fn recv_batch(
     let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
     let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
     for i in 0..BATCH {
-        iovecs[i] = libc::iovec { iov_base: buffers[i].as_mut_ptr().cast(), iov_len: SLOT };
+        iovecs[i] = libc::iovec {
+            iov_base: buffers[i].as_mut_ptr().cast(),
+            iov_len: SLOT,
+        };
         let header = &mut headers[i].msg_hdr;
         header.msg_name = (&mut names[i] as *mut libc::sockaddr_in).cast();
         header.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
@@ -183,7 +209,13 @@ fn recv_batch(
     }
     // SAFETY: every header points into buffers and arrays that outlive the call.
     let n = unsafe {
-        libc::recvmmsg(fd, headers.as_mut_ptr(), BATCH as _, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        libc::recvmmsg(
+            fd,
+            headers.as_mut_ptr(),
+            BATCH as _,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
     };
     if n < 0 {
         return Err(io::Error::last_os_error());
@@ -192,7 +224,10 @@ fn recv_batch(
     for i in 0..n {
         lengths[i] = headers[i].msg_len as usize;
         let name = &names[i];
-        sources[i] = SocketAddrV4::new(Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)), u16::from_be(name.sin_port));
+        sources[i] = SocketAddrV4::new(
+            Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)),
+            u16::from_be(name.sin_port),
+        );
     }
     Ok(n)
 }
@@ -202,14 +237,22 @@ mod tests {
     use super::*;
 
     fn loopback_channel(port: u16, target: Ipv4Addr) -> Channel {
-        Channel { port, target, mode: NetworkMode::Host, interface: "lo".into() }
+        Channel {
+            port,
+            target,
+            mode: NetworkMode::Host,
+            interface: "lo".into(),
+        }
     }
 
     #[test]
     fn loopback_has_an_ipv4_address_and_missing_interfaces_are_reported() {
         assert_eq!(interface_ipv4("lo").unwrap(), Some(Ipv4Addr::LOCALHOST));
         assert!(interface_ipv4("no-such-if0").is_err());
-        let missing = Channel { interface: "no-such-if0".into(), ..loopback_channel(1, Ipv4Addr::LOCALHOST) };
+        let missing = Channel {
+            interface: "no-such-if0".into(),
+            ..loopback_channel(1, Ipv4Addr::LOCALHOST)
+        };
         let chosen = choose_interface(&missing);
         assert_eq!(chosen.address, None);
         assert!(chosen.fallback_reason.unwrap().contains("not found"));

@@ -49,7 +49,11 @@ pub trait Events: Send + Sync + 'static {
 #[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Event {
     /// A younger instance was heard; the shutdown callback is about to run.
-    ShuttingDown { heard_started_at: i64, own_started_at: i64, from: String },
+    ShuttingDown {
+        heard_started_at: i64,
+        own_started_at: i64,
+        from: String,
+    },
     /// The handover finished: the callback settled (or its deadline passed)
     /// and the complete file was written, or could not be.
     Handover(HandoverReport),
@@ -121,7 +125,10 @@ impl Peer {
             "Using shutdownBroadcastAddress: {}:{}{}",
             config.channel.target,
             config.channel.port,
-            interface.address.map(|a| format!(" on interface {a}")).unwrap_or_default()
+            interface
+                .address
+                .map(|a| format!(" on interface {a}"))
+                .unwrap_or_default()
         ));
         Peer {
             core: Arc::new(Core {
@@ -162,7 +169,8 @@ impl Peer {
             return Err(PeerError::Closed);
         }
         if self.shutting_down() {
-            core.log.warn(format_args!("Not starting ticker because we're shutting down"));
+            core.log
+                .warn(format_args!("Not starting ticker because we're shutting down"));
             return Ok(());
         }
         if tasks.announcer.is_some() {
@@ -200,7 +208,8 @@ impl Peer {
             return Err(PeerError::Closed);
         }
         if tasks.listener.is_some() {
-            core.log.warn(format_args!("startListening was already called; ignoring this call"));
+            core.log
+                .warn(format_args!("startListening was already called; ignoring this call"));
             return Ok(());
         }
         let channel = &core.config.channel;
@@ -213,12 +222,15 @@ impl Peer {
             core.log.error(format_args!("heartbeatClientSocket error: {message}"));
             PeerError::Io(message)
         })?;
-        core.log.info(format_args!("heartbeatClientSocket listening 0.0.0.0:{}", channel.port));
+        core.log
+            .info(format_args!("heartbeatClientSocket listening 0.0.0.0:{}", channel.port));
         let task_core = core.clone();
         let handle = crate::runtime::spawn(async move {
             match Receiver::new(socket) {
                 Ok(receiver) => task_core.listen(receiver, callback, events).await,
-                Err(e) => task_core.log.error(format_args!("cannot register the listening socket: {e}")),
+                Err(e) => task_core
+                    .log
+                    .error(format_args!("cannot register the listening socket: {e}")),
             }
         });
         tasks.listener = Some(handle.abort_handle());
@@ -269,7 +281,8 @@ impl Core {
             }
             Err(e) => {
                 self.stats.sent(false);
-                self.log.error(format_args!("Error when sending packet to {target}: {e}"));
+                self.log
+                    .error(format_args!("Error when sending packet to {target}: {e}"));
             }
         }
     }
@@ -277,7 +290,11 @@ impl Core {
     async fn listen(self: Arc<Self>, mut receiver: Receiver, callback: ShutdownCallback, events: Arc<dyn Events>) {
         let mut classifier = Classifier {
             identity: &self.identity,
-            verifier: self.config.secret.clone().map(|s| Verifier::new(s, DEFAULT_REPLAY_WINDOW_MS)),
+            verifier: self
+                .config
+                .secret
+                .clone()
+                .map(|s| Verifier::new(s, DEFAULT_REPLAY_WINDOW_MS)),
             malformed_log: RateLimit::new(Duration::from_secs(1)),
             log: &self.log,
         };
@@ -334,7 +351,11 @@ impl Core {
         self.log.info(format_args!(
             "Shutting down, theres a new server running with timestamp : {heard} and we have {own} (announced from {from})"
         ));
-        let shutting_down = Event::ShuttingDown { heard_started_at: heard, own_started_at: own, from: from.to_string() };
+        let shutting_down = Event::ShuttingDown {
+            heard_started_at: heard,
+            own_started_at: own,
+            from: from.to_string(),
+        };
 
         let mut report = HandoverReport {
             heard_started_at: heard,
@@ -351,7 +372,8 @@ impl Core {
         match outcome {
             Some(Ok(())) => {}
             Some(Err(error)) => {
-                self.log.error(format_args!("shutdownCallback failed; handing over anyway: {error}"));
+                self.log
+                    .error(format_args!("shutdownCallback failed; handing over anyway: {error}"));
                 report.callback_error = Some(error);
             }
             None => {
@@ -366,11 +388,13 @@ impl Core {
         self.log.info(format_args!("About to write the shutdown file"));
         match complete::write(&self.config.complete_path, SystemTime::now()) {
             Ok(path) => {
-                self.log.info(format_args!("shut-me-down file written at {}", path.display()));
+                self.log
+                    .info(format_args!("shut-me-down file written at {}", path.display()));
                 report.complete_file = Some(path.display().to_string());
             }
             Err(error) => {
-                self.log.warn(format_args!("error when writing shut-me-down file: {error}"));
+                self.log
+                    .warn(format_args!("error when writing shut-me-down file: {error}"));
                 report.complete_file_error = Some(error);
             }
         }

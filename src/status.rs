@@ -69,10 +69,18 @@ impl Announce {
 
 impl StatusChannel {
     /// `service_name` and `addresses` are validated by the caller (see `wire::encode_status`).
-    pub fn new(started_at_ms: i64, service_name: String, addresses: Vec<Ipv4Addr>, config: StatusConfig, log: Logger) -> Self {
+    pub fn new(
+        started_at_ms: i64,
+        service_name: String,
+        addresses: Vec<Ipv4Addr>,
+        config: StatusConfig,
+        log: Logger,
+    ) -> Self {
         let interface = net::choose_interface(&config.channel);
         if let Some(reason) = &interface.fallback_reason {
-            log.warn(format_args!("host mode: {reason}; falling back to the default interface"));
+            log.warn(format_args!(
+                "host mode: {reason}; falling back to the default interface"
+            ));
         }
         StatusChannel {
             core: Arc::new(Core {
@@ -164,7 +172,9 @@ impl StatusChannel {
             return Err(PeerError::Closed);
         }
         if state.listener.is_some() {
-            core.log.warn(format_args!("status startListening was already called; ignoring this call"));
+            core.log.warn(format_args!(
+                "status startListening was already called; ignoring this call"
+            ));
             return Ok(());
         }
         let socket = net::listening_socket(&core.config.channel, &core.interface).map_err(|e| {
@@ -172,12 +182,17 @@ impl StatusChannel {
             core.log.error(format_args!("{message}"));
             PeerError::Io(message)
         })?;
-        core.log.info(format_args!("status socket listening 0.0.0.0:{}", core.config.channel.port));
+        core.log.info(format_args!(
+            "status socket listening 0.0.0.0:{}",
+            core.config.channel.port
+        ));
         let task_core = core.clone();
         let handle = crate::runtime::spawn(async move {
             match Receiver::new(socket) {
                 Ok(receiver) => task_core.listen(receiver, sink).await,
-                Err(e) => task_core.log.error(format_args!("cannot register the status socket: {e}")),
+                Err(e) => task_core
+                    .log
+                    .error(format_args!("cannot register the status socket: {e}")),
             }
         });
         state.listener = Some(handle.abort_handle());
@@ -188,7 +203,10 @@ impl StatusChannel {
         let mut state = self.core.state.lock().expect("state lock");
         state.closed = true;
         state.sender = None;
-        for handle in [state.up.take(), state.down.take(), state.listener.take()].into_iter().flatten() {
+        for handle in [state.up.take(), state.down.take(), state.listener.take()]
+            .into_iter()
+            .flatten()
+        {
             handle.abort();
         }
     }
@@ -204,7 +222,10 @@ impl Core {
             }
             Err(e) => {
                 self.stats.sent(false);
-                self.log.error(format_args!("Error when sending status {} to {target}: {e}", what.text()));
+                self.log.error(format_args!(
+                    "Error when sending status {} to {target}: {e}",
+                    what.text()
+                ));
             }
         }
     }

@@ -188,7 +188,10 @@ pub fn decode_announcement(packet: &[u8]) -> Result<Announcement<'_>, Malformed>
     } else {
         None
     };
-    Ok(Announcement { started_at_ms, extension })
+    Ok(Announcement {
+        started_at_ms,
+        extension,
+    })
 }
 
 fn decode_extension(packet: &[u8]) -> Result<Extension<'_>, Malformed> {
@@ -298,7 +301,9 @@ pub fn encode_status(message: &StatusMessage) -> Result<[u8; STATUS_LEN], Status
         return Err(StatusTooLarge::ServiceName { len: name.len() });
     }
     if message.addresses.len() > STATUS_ADDRESSES_MAX {
-        return Err(StatusTooLarge::Addresses { count: message.addresses.len() });
+        return Err(StatusTooLarge::Addresses {
+            count: message.addresses.len(),
+        });
     }
     let status = message.status.as_bytes();
     if status.len() > STATUS_TEXT_MAX {
@@ -365,7 +370,13 @@ mod tests {
         for ms in [0, 1, -1, 1_700_000_000_000, i64::MAX, i64::MIN] {
             let packet = encode_announcement(ms);
             let decoded = decode_announcement(&packet).unwrap();
-            assert_eq!(decoded, Announcement { started_at_ms: ms, extension: None });
+            assert_eq!(
+                decoded,
+                Announcement {
+                    started_at_ms: ms,
+                    extension: None
+                }
+            );
         }
     }
 
@@ -392,8 +403,14 @@ mod tests {
         ExtensionFields {
             service: Some("api".into()),
             instance: Some([1, 2, 3, 4, 5, 6, 7, 8]),
-            boot: Some(BootStamp { boot_id: [9; 16], started_at_us: 123_456_789 }),
-            freshness: Some(Freshness { sent_at_ms: 1_700_000_000_500, sequence: 7 }),
+            boot: Some(BootStamp {
+                boot_id: [9; 16],
+                started_at_us: 123_456_789,
+            }),
+            freshness: Some(Freshness {
+                sent_at_ms: 1_700_000_000_500,
+                sequence: 7,
+            }),
         }
     }
 
@@ -462,11 +479,17 @@ mod tests {
         };
         assert_eq!(
             decode_announcement(&base(&[field::INSTANCE, 7, 0, 0, 0, 0, 0, 0, 0])),
-            Err(Malformed::BadFieldLength { field: field::INSTANCE, len: 7 })
+            Err(Malformed::BadFieldLength {
+                field: field::INSTANCE,
+                len: 7
+            })
         );
         assert_eq!(
             decode_announcement(&base(&[field::SERVICE, 0])),
-            Err(Malformed::BadFieldLength { field: field::SERVICE, len: 0 })
+            Err(Malformed::BadFieldLength {
+                field: field::SERVICE,
+                len: 0
+            })
         );
         assert_eq!(
             decode_announcement(&base(&[field::SERVICE, 5, b'a'])),
@@ -537,7 +560,11 @@ mod tests {
                         seed ^= seed << 13;
                         seed ^= seed >> 7;
                         seed ^= seed << 17;
-                        if i == 0 { first } else { seed as u8 }
+                        if i == 0 {
+                            first
+                        } else {
+                            seed as u8
+                        }
                     })
                     .collect();
                 let _ = decode_announcement(&packet);

@@ -1,0 +1,70 @@
+// Compiled (not run) by __test__/types.test.js: the declarations must accept
+// the whole public API as documented and refuse what it does not take.
+import {
+  HandoverPeer,
+  HandoverStatus,
+  HandoverStats,
+  HandoverReport,
+  ShuttingDownEvent,
+  HandoverStatusMessage,
+  describePacket,
+  encodeStatusMessage,
+} from '../..'
+
+const startedAt = new Date()
+const peer = new HandoverPeer(startedAt)
+const scoped = new HandoverPeer(startedAt, { id: 'api-1', extra: true }, {
+  port: 1536,
+  address: '239.192.16.16',
+  networkMode: 'host',
+  networkInterface: 'supervisor0',
+  heartbeatIntervalMs: 10_000,
+  handoverCompletePath: '/tmp/balena/handover-complete',
+  callbackTimeoutMs: 30_000,
+  serviceName: 'api',
+  secret: 's3cret',
+  logLevel: 'debug',
+  logger: console,
+})
+new HandoverPeer(startedAt, undefined, { logger: (level: string, message: string) => void [level, message] })
+
+peer.startListening(async () => {})
+peer.startListening(() => undefined)
+peer.startBroadcasting()
+const shuttingDown: boolean = peer.shuttingDown
+const port: number = peer.shutdownPort
+const address: string = peer.shutdownBroadcastAddress
+const same: Date = peer.startedAt
+const id: string = peer.context.id
+const instance: string = scoped.instanceId
+const stats: HandoverStats = peer.stats()
+const dropped: number = stats.malformed + stats.otherService + stats.unauthenticated + stats.replayed
+peer.on('shuttingDown', (event: ShuttingDownEvent) => event.heardStartedAt)
+peer.once('handover', (report: HandoverReport) => report.completeFile ?? report.completeFileError)
+peer.on('error', (error: Error) => error.message)
+const report: Promise<HandoverReport> = peer.handover
+peer.close()
+
+const status = new HandoverStatus(startedAt, 'api', ['10.0.0.2'], { id: 'status' }, { port: 1537 })
+status.startBroadcastingServiceUp()
+status.startBroadcastingServiceDown()
+status.startListening(async (message: HandoverStatusMessage) => {
+  const timestamp: bigint = message.timestamp
+  return [timestamp, message.serviceName, message.addresses, message.status]
+})
+const statusPort: number = status.networkPort
+const statusAddress: string = status.statusBroadcastAddress
+status.close()
+
+const packet = describePacket(encodeStatusMessage(Date.now(), 'api', ['10.0.0.2'], 'UP'))
+if (packet.kind === 'status') packet.addresses.join(',')
+if (packet.kind === 'announcement' && packet.extended) packet.signed
+
+// @ts-expect-error startedAt must be a Date
+new HandoverPeer(Date.now())
+// @ts-expect-error networkMode is 'bridge' or 'host'
+new HandoverPeer(startedAt, undefined, { networkMode: 'overlay' })
+// @ts-expect-error the status timestamp is a bigint
+status.startListening((message: HandoverStatusMessage) => message.timestamp.toFixed())
+
+void [shuttingDown, port, address, same, id, instance, dropped, report, statusPort, statusAddress]
