@@ -3,7 +3,7 @@
 
 /** The native half of `HandoverPeer`; use the class exported by `index.js`. */
 export declare class NativePeer {
-  constructor(startedAtMs: number, contextId: string, options: HandoverOptions | undefined | null, env: Record<string, string>, logSink?: ((record: LogRecord) => void) | undefined | null)
+  constructor(startedAtMs: number, contextId: string, options: HandoverOptions | undefined | null, environment: Record<string, string>, logSink?: ((record: LogRecord) => void) | undefined | null)
   get port(): number
   get address(): string
   get shuttingDown(): boolean
@@ -21,7 +21,7 @@ export declare class NativePeer {
 
 /** The native half of `HandoverStatus`; use the class exported by `index.js`. */
 export declare class NativeStatus {
-  constructor(startedAtMs: number, serviceName: string, addresses: Array<string>, contextId: string, options: HandoverOptions | undefined | null, env: Record<string, string>, logSink?: ((record: LogRecord) => void) | undefined | null)
+  constructor(startedAtMs: number, serviceName: string, addresses: Array<string>, contextId: string, options: HandoverOptions | undefined | null, environment: Record<string, string>, logSink?: ((record: LogRecord) => void) | undefined | null)
   get port(): number
   get address(): string
   startUp(keepAlive: () => void): void

@@ -92,3 +92,34 @@ test('an old instance exits by itself once it has handed over (nothing else runn
   expect(result.code).toBe(0)
   expect(result.afterMarkMs).toBeLessThan(1000)
 })
+
+test('a worker thread that ends takes its peers with it: no announcements after terminate()', async () => {
+  const result = await run(`
+    const { Worker } = require('node:worker_threads')
+    const dgram = require('node:dgram')
+    const listener = dgram.createSocket({ type: 'udp4', reuseAddr: true })
+    let heard = 0
+    listener.on('message', () => heard++)
+    listener.bind(42340, () => {
+      listener.addMembership('239.192.16.16', '127.0.0.1')
+      const worker = new Worker(\`
+        const { parentPort } = require('node:worker_threads')
+        const { HandoverPeer } = require(\${JSON.stringify(require.resolve('./index.js'))})
+        const peer = new HandoverPeer(new Date(), undefined, { port: 42340, networkMode: 'host', networkInterface: 'lo', heartbeatIntervalMs: 20, logLevel: 'error' })
+        peer.startListening(async () => {})
+        peer.startBroadcasting()
+        parentPort.postMessage('started')
+      \`, { eval: true })
+      worker.once('message', () => setTimeout(async () => {
+        await worker.terminate()
+        await new Promise((r) => setTimeout(r, 100))
+        const before = heard
+        await new Promise((r) => setTimeout(r, 300))
+        console.log('MARK', before > 0, heard - before)
+        listener.close()
+      }, 200))
+    })
+  `)
+  expect(result.out).toContain('MARK true 0')
+  expect(result.code).toBe(0)
+})

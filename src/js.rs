@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::{BigInt, Buffer, Promise, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Error, Result, Status};
+use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::config::{self, ConfigError, Options, PeerConfig, StatusConfig};
@@ -222,18 +222,22 @@ pub struct NativePeer {
 impl NativePeer {
     #[napi(constructor)]
     pub fn new(
+        node: Env,
         started_at_ms: f64,
         context_id: String,
         options: Option<HandoverOptions>,
-        env: HashMap<String, String>,
+        environment: HashMap<String, String>,
         #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
         let started_at_ms = timestamp(started_at_ms, "startedAt")?;
-        let config = PeerConfig::resolve(&options.unwrap_or_default().into(), &env).map_err(config_error)?;
+        let config = PeerConfig::resolve(&options.unwrap_or_default().into(), &environment).map_err(config_error)?;
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
+        let peer = Peer::new(started_at_ms, config, log.clone());
+        // A worker thread that ends must not leave the peer's sockets running.
+        node.add_env_cleanup_hook(peer.closer(), |close| close())?;
         Ok(NativePeer {
-            peer: Peer::new(started_at_ms, config, log.clone()),
+            peer,
             log,
             port,
             address,
@@ -318,20 +322,22 @@ pub struct NativeStatus {
 impl NativeStatus {
     #[napi(constructor)]
     pub fn new(
+        node: Env,
         started_at_ms: f64,
         service_name: String,
         addresses: Vec<String>,
         context_id: String,
         options: Option<HandoverOptions>,
-        env: HashMap<String, String>,
+        environment: HashMap<String, String>,
         #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
         let started_at_ms = timestamp(started_at_ms, "startedAt")?;
         let addresses = config::status_identity(&service_name, &addresses).map_err(config_error)?;
-        let config = StatusConfig::resolve(&options.unwrap_or_default().into(), &env).map_err(config_error)?;
+        let config = StatusConfig::resolve(&options.unwrap_or_default().into(), &environment).map_err(config_error)?;
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
         let channel = StatusChannel::new(started_at_ms, service_name, addresses, config, log.clone());
+        node.add_env_cleanup_hook(channel.closer(), |close| close())?;
         Ok(NativeStatus {
             channel,
             log,

@@ -237,6 +237,18 @@ impl Peer {
         Ok(())
     }
 
+    /// Closes this peer if it still exists, when called; for the JS
+    /// environment's teardown (a worker thread ending), which must not keep
+    /// the peer alive meanwhile.
+    pub fn closer(&self) -> impl FnOnce() + Send + 'static {
+        let core = Arc::downgrade(&self.core);
+        move || {
+            if let Some(core) = core.upgrade() {
+                Peer { core }.close()
+            }
+        }
+    }
+
     /// Stops announcing and listening. A handover under way still completes.
     pub fn close(&self) {
         let mut tasks = self.core.tasks.lock().expect("tasks lock");

@@ -199,6 +199,16 @@ impl StatusChannel {
         Ok(())
     }
 
+    /// See `Peer::closer`.
+    pub fn closer(&self) -> impl FnOnce() + Send + 'static {
+        let core = Arc::downgrade(&self.core);
+        move || {
+            if let Some(core) = core.upgrade() {
+                StatusChannel { core }.close()
+            }
+        }
+    }
+
     pub fn close(&self) {
         let mut state = self.core.state.lock().expect("state lock");
         state.closed = true;
