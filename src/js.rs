@@ -130,7 +130,10 @@ type EventFunction = ThreadsafeFunction<String, Unknown<'static>, String, Status
 type CallbackFunction = ThreadsafeFunction<String, Promise<Option<String>>, String, Status, false>;
 /// Weak: a custom logger must not keep the process alive.
 type LogFunction = ThreadsafeFunction<LogRecord, Unknown<'static>, LogRecord, Status, false, true>;
-type StatusFunction = ThreadsafeFunction<HandoverStatusMessage, Unknown<'static>, HandoverStatusMessage, Status, false>;
+/// Bounded: a flood of valid status packets is dropped here rather than
+/// queued without limit for a JS thread that cannot keep up.
+type StatusFunction =
+    ThreadsafeFunction<HandoverStatusMessage, Unknown<'static>, HandoverStatusMessage, Status, false, false, 4096>;
 
 struct JsEvents(EventFunction);
 
