@@ -23,7 +23,10 @@ function describeMachine() {
 function gitCommit() {
   const result = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' })
   if (result.status !== 0) return null
-  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'src', 'index.js', 'binding.js'], { cwd: ROOT, encoding: 'utf8' })
+  const measured = ['src', 'index.js', 'binding.js']
+  // --no-optional-locks: a status must not refresh (write) the index.
+  const status = ['--no-optional-locks', 'status', '--porcelain', '--', ...measured]
+  const dirty = spawnSync('git', status, { cwd: ROOT, encoding: 'utf8' })
   return result.stdout.trim() + (dirty.stdout && dirty.stdout.trim() ? ' (with uncommitted changes)' : '')
 }
 

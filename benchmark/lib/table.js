@@ -2,16 +2,18 @@
 // Markdown tables of rows: ours, the original, their ratio, the SPEC §7
 // target and whether ours meets it.
 //
-// A row is { figure, unit, ours, original, target? }. A value is a number
+// A row is { figure, unit, ours, original, target?, compare? } (compare:
+// false when ours / original means nothing, as for a flood rate). A value is a number
 // (in `unit`) or an object { text, ok?, atLeast? }: `atLeast` marks a
 // censored figure ("> 61 s" when a run timed out), `ok` a yes/no outcome.
-// A target is { below: number } or { ok: true, text }.
+// A target is { below: number }, { ok: true, text } (a yes/no outcome), or
+// { text } alone (judged in docs/BENCHMARKS.md, not here).
 
 const HEADER = ['figure', 'ours', 'original', 'ours / original', 'target', 'met']
 
 function formatNumber(v) {
   const a = Math.abs(v)
-  if (a >= 1000) return Math.round(v).toLocaleString('en-US')
+  if (a >= 1000 || Number.isInteger(v)) return Math.round(v).toLocaleString('en-US')
   if (a >= 100) return v.toFixed(0)
   if (a >= 10) return v.toFixed(1)
   if (a >= 1) return v.toFixed(2)
@@ -32,16 +34,18 @@ function ratio(ours, original) {
 function formatTarget(target, unit) {
   if (!target) return '—'
   if (target.text) return target.text
-  return `< ${formatNumber(target.below)}${unit ? ' ' + unit : ''}`
+  return `< ${target.below.toLocaleString('en-US')}${unit ? ' ' + unit : ''}`
 }
 
 /** 'met', 'NOT met', or '—' when there is no target or no figure to judge. */
 function verdict(target, value) {
   if (!target || value === null || value === undefined) return '—'
   if (target.ok !== undefined) return typeof value === 'object' && value.ok !== undefined ? mark(value.ok) : '—'
+  if (target.below === undefined) return '—'
   if (typeof value === 'number') return mark(value < target.below)
-  if (typeof value === 'object' && typeof value.atLeast === 'number' && value.atLeast >= target.below) return mark(false)
-  return '—'
+  // A censored figure ("> 61,000 ms") fails a target it already exceeds.
+  const censored = typeof value === 'object' && typeof value.atLeast === 'number'
+  return censored && value.atLeast >= target.below ? mark(false) : '—'
 }
 
 function mark(met) {
@@ -53,7 +57,7 @@ function markdownTable(rows) {
     r.figure,
     formatValue(r.ours, r.unit),
     formatValue(r.original, r.unit),
-    ratio(r.ours, r.original),
+    r.compare === false ? '—' : ratio(r.ours, r.original),
     formatTarget(r.target, r.unit),
     verdict(r.target, r.ours),
   ])

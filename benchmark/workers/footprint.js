@@ -22,8 +22,6 @@ async function main({ impl, port, settleMs }) {
   const afterRequire = {
     rss: rss(),
     peakRss: peakRss(),
-    /** Process start to here: node's own startup plus the require. */
-    sinceStartMs: process.uptime() * 1000,
     threads: threadCount(),
   }
   if (lib) {
