@@ -38,6 +38,9 @@ export declare function describePacket(packet: Buffer): string
 /** Encodes a status message (for tools and tests). */
 export declare function encodeStatusMessage(timestampMs: number, serviceName: string, addresses: Array<string>, status: string): Buffer
 
+/** The environment variables the configuration reads. */
+export declare function environmentVariables(): Array<string>
+
 /** Options for `HandoverPeer` and `HandoverStatus`; each wins over its environment variable. */
 export interface HandoverOptions {
   /** UDP port (`SHUTDOWN_PORT` / `HANDOVER_STATUS_PORT`). */

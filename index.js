@@ -8,6 +8,17 @@ const { EventEmitter } = require('node:events')
 const native = require('./binding.js')
 
 const TAGGED = /^\[(TypeError|RangeError)\] /
+const ENVIRONMENT_VARIABLES = native.environmentVariables()
+
+/** The part of process.env the configuration reads (read at construction, as the original). */
+function environment() {
+  const picked = {}
+  for (const name of ENVIRONMENT_VARIABLES) {
+    const value = process.env[name]
+    if (value !== undefined) picked[name] = value
+  }
+  return picked
+}
 
 /** Runs a native call and rethrows its error as TypeError/RangeError/Error. */
 function call(fn) {
@@ -137,7 +148,7 @@ class HandoverPeer extends NativeChannel {
     this.context = context || defaultContext()
     const { native: nativeOptions, logSink } = checkOptions(options, this.context)
     const peer = call(
-      () => new native.NativePeer(startedAt.valueOf(), this.context.id, nativeOptions, process.env, logSink),
+      () => new native.NativePeer(startedAt.valueOf(), this.context.id, nativeOptions, environment(), logSink),
     )
     Object.defineProperty(this, '_native', { value: peer })
     this.shutdownPort = peer.port
@@ -209,7 +220,7 @@ class HandoverStatus extends NativeChannel {
     const { native: nativeOptions, logSink } = checkOptions(options, this.context)
     const status = call(
       () =>
-        new native.NativeStatus(startedAt.valueOf(), serviceName, addresses, this.context.id, nativeOptions, process.env, logSink),
+        new native.NativeStatus(startedAt.valueOf(), serviceName, addresses, this.context.id, nativeOptions, environment(), logSink),
     )
     Object.defineProperty(this, '_native', { value: status })
     this.networkPort = status.port

@@ -39,6 +39,23 @@ pub struct Options {
 
 pub type Environment = HashMap<String, String>;
 
+/// Every environment variable the configuration reads; the JS layer passes
+/// only these, not the whole of `process.env`.
+pub const ENVIRONMENT_VARIABLES: [&str; 12] = [
+    "SHUTDOWN_PORT",
+    "SHUTDOWN_BROADCAST_ADDRESS",
+    "HANDOVER_STATUS_PORT",
+    "HANDOVER_STATUS_BROADCAST_ADDRESS",
+    "HANDOVER_NETWORK_MODE",
+    "NETWORK_INTERFACE",
+    "HANDOVER_HEARTBEAT_INTERVAL_MS",
+    "HANDOVER_CALLBACK_TIMEOUT_MS",
+    "BALENA_SERVICE_HANDOVER_COMPLETE_PATH",
+    "BALENA_SERVICE_NAME",
+    "HANDOVER_SECRET",
+    "LOGLEVEL",
+];
+
 /// A bad input, mapped to a JS `TypeError` or `RangeError` at the edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -116,6 +133,7 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn env(&self, key: &str) -> Option<&str> {
+        debug_assert!(ENVIRONMENT_VARIABLES.contains(&key), "{key} is missing from ENVIRONMENT_VARIABLES");
         self.env.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 

@@ -164,9 +164,22 @@ impl StatusSink for JsStatusSink {
 fn shutdown_callback(function: CallbackFunction) -> ShutdownCallback {
     Box::new(move |event: &Event| {
         let event = serde_json::to_string(event).unwrap_or_default();
+        // Queued now, not at the future's first poll: the handover waits for nothing else.
+        let (returned, promise) = tokio::sync::oneshot::channel();
+        let status =
+            function.call_with_return_value(event, ThreadsafeFunctionCallMode::NonBlocking, move |result, _env| {
+                let _ = returned.send(result);
+                Ok(())
+            });
         Box::pin(async move {
-            let settled = function.call_async_catch(event).await.map_err(|e| e.reason.clone())?;
-            match settled.await {
+            if status != Status::Ok {
+                return Err(format!("cannot call the shutdown callback: {status}"));
+            }
+            let promise = promise
+                .await
+                .map_err(|_| "the shutdown callback was never called (is Node exiting?)".to_string())?
+                .map_err(|e| e.reason.clone())?;
+            match promise.await {
                 Ok(None) => Ok(()),
                 Ok(Some(error)) => Err(error),
                 Err(e) => Err(e.reason.clone()),
@@ -324,6 +337,7 @@ pub struct NativeStatus {
 #[napi]
 impl NativeStatus {
     #[napi(constructor)]
+    #[allow(clippy::too_many_arguments)] // mirrors the JS constructor it backs
     pub fn new(
         node: Env,
         started_at_ms: f64,
@@ -397,6 +411,12 @@ impl NativeStatus {
     pub fn log(&self, level: String, message: String) {
         log_at(&self.log, &level, &message);
     }
+}
+
+/// The environment variables the configuration reads.
+#[napi]
+pub fn environment_variables() -> Vec<&'static str> {
+    config::ENVIRONMENT_VARIABLES.to_vec()
 }
 
 /// Decodes one packet of either channel, for tools: a JSON description.

@@ -7,20 +7,31 @@
 //! - The sending socket uses TTL 1, loops back (old and new may share a
 //!   host), and in host mode sends out of the chosen interface only.
 //! - Receiving drains the socket in batches with `recvmmsg`, one syscall for
-//!   up to `BATCH` packets.
+//!   up to `BATCH` packets, and under a flood lets packets pile up for a
+//!   millisecond between batches instead of waking for each one.
 
-use std::ffi::CStr;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::config::{Channel, NetworkMode};
 
 /// Packets taken per `recvmmsg` call.
-pub const BATCH: usize = 32;
+pub const BATCH: usize = 64;
+/// More packets than this in one `LOAD_WINDOW` is a flood (6 400/s).
+const FLOOD_PACKETS: usize = 64;
+const LOAD_WINDOW: Duration = Duration::from_millis(10);
+/// How long a flooded socket may fill before it is read again; also the
+/// most a younger announcement is delayed by a flood.
+const FLOOD_PAUSE: Duration = Duration::from_millis(1);
+/// Room for what piles up during a `FLOOD_PAUSE` (the kernel caps it at
+/// `net.core.rmem_max`).
+const RECEIVE_BUFFER: usize = 1 << 20;
 /// Bytes kept of each packet: more than our largest message; the rest of a
 /// longer packet is cut off, which no decoder needs.
 pub const SLOT: usize = 256;
@@ -58,49 +69,47 @@ pub fn choose_interface(channel: &Channel) -> Interface {
             address: None,
             fallback_reason: Some(format!("interface {} has no IPv4 address", channel.interface)),
         },
-        Err(_) => Interface {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Interface {
             address: None,
             fallback_reason: Some(format!("interface {} not found", channel.interface)),
+        },
+        Err(e) => Interface {
+            address: None,
+            fallback_reason: Some(format!(
+                "cannot read the address of interface {}: {e}",
+                channel.interface
+            )),
         },
     }
 }
 
-/// The first IPv4 address of a named interface; `Err` when there is no such interface.
+/// The IPv4 address of a named interface: `Ok(None)` when it has none,
+/// `Err(NotFound)` when there is no such interface. One `ioctl`, rather than
+/// listing every interface of the machine.
 pub fn interface_ipv4(name: &str) -> io::Result<Option<Ipv4Addr>> {
-    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs allocates a list that we free below.
-    if unsafe { libc::getifaddrs(&mut list) } != 0 {
-        return Err(io::Error::last_os_error());
+    let missing = || io::Error::new(io::ErrorKind::NotFound, format!("no interface named {name}"));
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
+        return Err(missing());
     }
-    let (mut found, mut address) = (false, None);
-    let mut cursor = list;
-    while !cursor.is_null() {
-        // SAFETY: cursor walks the list getifaddrs returned, which stays valid until freed.
-        let entry = unsafe { &*cursor };
-        let entry_name = unsafe { CStr::from_ptr(entry.ifa_name) };
-        if entry_name.to_bytes() == name.as_bytes() {
-            found = true;
-            if address.is_none() && !entry.ifa_addr.is_null() {
-                // SAFETY: ifa_addr points to a sockaddr whose family says how to read it.
-                let family = unsafe { (*entry.ifa_addr).sa_family } as i32;
-                if family == libc::AF_INET {
-                    let sin = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in) };
-                    address = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-                }
-            }
-        }
-        cursor = entry.ifa_next;
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    // SAFETY: all-zero is a valid ifreq; the name fits with its NUL (checked above).
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
+        *slot = byte as libc::c_char;
     }
-    // SAFETY: list came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(list) };
-    if found {
-        Ok(address)
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no interface named {name}"),
-        ))
+    // SAFETY: SIOCGIFADDR reads the name from and writes the address into the ifreq we own.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFADDR as _, &mut request) };
+    if rc != 0 {
+        let error = io::Error::last_os_error();
+        return match error.raw_os_error() {
+            Some(libc::ENODEV) => Err(missing()),
+            Some(libc::EADDRNOTAVAIL) => Ok(None),
+            _ => Err(error),
+        };
     }
+    // SAFETY: for SIOCGIFADDR the kernel fills ifru_addr with a sockaddr_in.
+    let address = unsafe { *(&request.ifr_ifru.ifru_addr as *const libc::sockaddr as *const libc::sockaddr_in) };
+    Ok(Some(Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr))))
 }
 
 /// Binds the listening socket and joins the group (when the target is one).
@@ -108,6 +117,7 @@ pub fn listening_socket(channel: &Channel, interface: &Interface) -> io::Result<
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
+    socket.set_recv_buffer_size(RECEIVE_BUFFER)?;
     socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, channel.port)).into())?;
     if channel.target.is_multicast() {
         socket.set_multicast_all_v4(false)?;
@@ -137,52 +147,111 @@ pub struct Packet<'a> {
 
 /// A listening socket registered with tokio, plus reusable receive buffers.
 pub struct Receiver {
-    socket: tokio::net::UdpSocket,
+    socket: AsyncFd<UdpSocket>,
     buffers: Box<[[u8; SLOT]; BATCH]>,
     lengths: [usize; BATCH],
     sources: [SocketAddrV4; BATCH],
     count: usize,
+    load: Load,
+    /// The last batch emptied the socket.
+    drained: bool,
 }
 
 impl Receiver {
     /// Must run inside the tokio runtime.
     pub fn new(socket: UdpSocket) -> io::Result<Self> {
         Ok(Receiver {
-            socket: tokio::net::UdpSocket::from_std(socket)?,
+            // SAFETY: the std socket owns its descriptor, and the AsyncFd owns
+            // the socket until it is dropped.
+            socket: unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(io::Error::from)?,
             buffers: Box::new([[0; SLOT]; BATCH]),
             lengths: [0; BATCH],
             sources: [SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0); BATCH],
             count: 0,
+            load: Load::new(Instant::now()),
+            drained: false,
         })
     }
 
     /// Waits for packets and takes up to `BATCH` of them. Cancel-safe.
+    ///
+    /// Under a flood, a thread that wakes for every packet or two spends
+    /// more on waking than on receiving; so once the socket is flooded and
+    /// has just been emptied, it waits `FLOOD_PAUSE` and then takes what piled
+    /// up in full batches. Quiet sockets are served at once.
     pub async fn next_batch(&mut self) -> io::Result<impl Iterator<Item = Packet<'_>>> {
+        let Receiver {
+            socket,
+            buffers,
+            lengths,
+            sources,
+            count,
+            load,
+            drained,
+        } = self;
+        if *drained && load.flooded() {
+            tokio::time::sleep(FLOOD_PAUSE).await;
+        }
         loop {
-            self.socket.readable().await?;
-            let Receiver {
-                socket,
-                buffers,
-                lengths,
-                sources,
-                ..
-            } = self;
-            match socket.try_io(Interest::READABLE, || {
-                recv_batch(socket.as_raw_fd(), buffers, lengths, sources)
-            }) {
-                Ok(n) => {
-                    self.count = n;
+            let mut guard = socket.readable().await?;
+            match guard.try_io(|fd| recv_batch(fd.as_raw_fd(), buffers, lengths, sources)) {
+                Ok(Ok(n)) => {
+                    *drained = n < BATCH;
+                    if *drained {
+                        // The socket is empty: wait for the next packet instead of asking again.
+                        guard.clear_ready();
+                    }
+                    *count = n;
+                    load.record(n, Instant::now());
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+                Ok(Err(e)) => return Err(e),
+                // Readiness was stale; `try_io` cleared it.
+                Err(_would_block) => continue,
             }
         }
-        let (buffers, lengths, sources) = (&*self.buffers, &self.lengths, &self.sources);
-        Ok((0..self.count).map(move |i| Packet {
+        let (buffers, lengths, sources) = (&**buffers, &*lengths, &*sources);
+        Ok((0..*count).map(move |i| Packet {
             from: sources[i],
             bytes: &buffers[i][..lengths[i].min(SLOT)],
         }))
+    }
+}
+
+/// Packets per time window, to tell a flood from ordinary traffic (a few
+/// announcements a second).
+#[derive(Debug)]
+struct Load {
+    window_start: Instant,
+    this_window: usize,
+    last_window: usize,
+}
+
+impl Load {
+    fn new(now: Instant) -> Self {
+        Load {
+            window_start: now,
+            this_window: 0,
+            last_window: 0,
+        }
+    }
+
+    fn record(&mut self, packets: usize, now: Instant) {
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed >= LOAD_WINDOW {
+            self.last_window = if elapsed >= 2 * LOAD_WINDOW {
+                0
+            } else {
+                self.this_window
+            };
+            self.this_window = 0;
+            self.window_start = now;
+        }
+        self.this_window += packets;
+    }
+
+    fn flooded(&self) -> bool {
+        self.this_window.max(self.last_window) >= FLOOD_PACKETS
     }
 }
 
@@ -256,6 +325,22 @@ mod tests {
         let chosen = choose_interface(&missing);
         assert_eq!(chosen.address, None);
         assert!(chosen.fallback_reason.unwrap().contains("not found"));
+    }
+
+    #[test]
+    fn load_tells_a_flood_from_ordinary_traffic() {
+        let t0 = Instant::now();
+        let mut load = Load::new(t0);
+        load.record(3, t0 + Duration::from_millis(1));
+        assert!(!load.flooded());
+        load.record(70, t0 + Duration::from_millis(5));
+        assert!(load.flooded());
+        // The next window still remembers the flood...
+        load.record(1, t0 + Duration::from_millis(12));
+        assert!(load.flooded());
+        // ...but not once a whole quiet window has passed.
+        load.record(1, t0 + Duration::from_millis(40));
+        assert!(!load.flooded());
     }
 
     #[tokio::test]

@@ -35,10 +35,12 @@ use crate::stats::{Outcome, Snapshot, Stats, Tally};
 use crate::ticker;
 use crate::wire::{self, ExtensionFields, Freshness};
 
-/// Runs the user's shutdown callback once, handing it the `ShuttingDown`
-/// event first (one channel, so JS sees the event before the callback runs);
-/// `Err` carries the callback's error (message and stack).
-pub type ShutdownCallback = Box<dyn FnOnce(&Event) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send>;
+/// Starts the user's shutdown callback at once (the call is queued to JS
+/// before it returns), handing it the `ShuttingDown` event first (one
+/// channel, so JS sees the event before the callback runs). The future
+/// settles with the callback; `Err` carries its error (message and stack).
+pub type ShutdownCallback = Box<dyn FnOnce(&Event) -> CallbackSettled + Send>;
+pub type CallbackSettled = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// Delivers events to JS. Holding one keeps the JS process alive.
 pub trait Events: Send + Sync + 'static {
@@ -105,6 +107,19 @@ struct Tasks {
     closed: bool,
     announcer: Option<AbortHandle>,
     listener: Option<AbortHandle>,
+    /// Made by the first `start_*` call, so that `startBroadcasting()` is one `sendto`.
+    sender: Option<Arc<UdpSocket>>,
+}
+
+impl Tasks {
+    fn sender(&mut self, interface: &Interface) -> Result<Arc<UdpSocket>, PeerError> {
+        if let Some(socket) = &self.sender {
+            return Ok(socket.clone());
+        }
+        let socket = net::sending_socket(interface)
+            .map_err(|e| PeerError::Io(format!("cannot create the sending socket: {e}")))?;
+        Ok(self.sender.insert(Arc::new(socket)).clone())
+    }
 }
 
 impl Peer {
@@ -176,20 +191,19 @@ impl Peer {
         if tasks.announcer.is_some() {
             return Ok(());
         }
-        let socket = net::sending_socket(&core.interface)
-            .map_err(|e| PeerError::Io(format!("cannot create the sending socket: {e}")))?;
-        let socket = Arc::new(socket);
+        let socket = tasks.sender(&core.interface)?;
         core.announce(&socket);
-        core.log.info(format_args!(
-            "ticker started. timestamp = {} ( {} )",
-            core.identity.started_at_ms,
-            crate::log::iso_time_ms(core.identity.started_at_ms)
-        ));
         let task_core = core.clone();
         let start = tokio::time::Instant::now();
         let offsets = ticker::announcement_offsets(core.config.heartbeat);
         let handle = crate::runtime::spawn(async move {
             let _events = events; // held: an announcing peer keeps the process alive
+            let started_at = task_core.identity.started_at_ms;
+            // Logged here, off the caller's thread, which only had to send.
+            task_core.log.info(format_args!(
+                "ticker started. timestamp = {started_at} ( {} )",
+                crate::log::iso_time_ms(started_at)
+            ));
             ticker::run(start, offsets, || {
                 task_core.announce(&socket);
                 async {}
@@ -224,6 +238,8 @@ impl Peer {
         })?;
         core.log
             .info(format_args!("heartbeatClientSocket listening 0.0.0.0:{}", channel.port));
+        // Ready for startBroadcasting(); a failure here is reported there.
+        let _ = tasks.sender(&core.interface);
         let task_core = core.clone();
         let handle = crate::runtime::spawn(async move {
             match Receiver::new(socket) {
@@ -339,9 +355,16 @@ impl Core {
             if let (Some((heard, from)), Some(_)) = (younger, callback.as_ref()) {
                 if !self.shutting_down.swap(true, Ordering::SeqCst) {
                     let callback = callback.take().expect("checked above");
+                    let shutting_down = Event::ShuttingDown {
+                        heard_started_at: heard,
+                        own_started_at: self.identity.started_at_ms,
+                        from: from.to_string(),
+                    };
+                    // The callback first: it is what the new instance is waiting for.
+                    let settled = callback(&shutting_down);
                     let (done, done_rx) = oneshot::channel();
                     handover_done = Some(done_rx);
-                    tokio::spawn(self.clone().hand_over(heard, from, callback, events.clone(), done));
+                    tokio::spawn(self.clone().hand_over(heard, from, settled, events.clone(), done));
                 }
             }
         }
@@ -352,7 +375,7 @@ impl Core {
         self: Arc<Self>,
         heard: i64,
         from: SocketAddrV4,
-        callback: ShutdownCallback,
+        settled: CallbackSettled,
         events: Arc<dyn Events>,
         done: oneshot::Sender<()>,
     ) {
@@ -363,12 +386,6 @@ impl Core {
         self.log.info(format_args!(
             "Shutting down, theres a new server running with timestamp : {heard} and we have {own} (announced from {from})"
         ));
-        let shutting_down = Event::ShuttingDown {
-            heard_started_at: heard,
-            own_started_at: own,
-            from: from.to_string(),
-        };
-
         let mut report = HandoverReport {
             heard_started_at: heard,
             from: from.to_string(),
@@ -378,8 +395,8 @@ impl Core {
             complete_file_error: None,
         };
         let outcome = match self.config.callback_timeout {
-            Some(deadline) => tokio::time::timeout(deadline, callback(&shutting_down)).await.ok(),
-            None => Some(callback(&shutting_down).await),
+            Some(deadline) => tokio::time::timeout(deadline, settled).await.ok(),
+            None => Some(settled.await),
         };
         match outcome {
             Some(Ok(())) => {}
@@ -398,7 +415,12 @@ impl Core {
         }
 
         self.log.info(format_args!("About to write the shutdown file"));
-        match complete::write(&self.config.complete_path, SystemTime::now()) {
+        // Off the runtime's one thread: a slow file system must not stall other peers.
+        let complete_path = self.config.complete_path.clone();
+        let written = tokio::task::spawn_blocking(move || complete::write(&complete_path, SystemTime::now()))
+            .await
+            .unwrap_or_else(|e| Err(format!("the complete-file writer failed: {e}")));
+        match written {
             Ok(path) => {
                 self.log
                     .info(format_args!("shut-me-down file written at {}", path.display()));
