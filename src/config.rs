@@ -133,7 +133,10 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn env(&self, key: &str) -> Option<&str> {
-        debug_assert!(ENVIRONMENT_VARIABLES.contains(&key), "{key} is missing from ENVIRONMENT_VARIABLES");
+        debug_assert!(
+            ENVIRONMENT_VARIABLES.contains(&key),
+            "{key} is missing from ENVIRONMENT_VARIABLES"
+        );
         self.env.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 

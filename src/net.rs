@@ -147,7 +147,10 @@ pub struct Packet<'a> {
 
 /// A listening socket registered with tokio, plus reusable receive buffers.
 pub struct Receiver {
-    socket: AsyncFd<UdpSocket>,
+    /// Registered with the reactor; `None` only while paused under a flood.
+    socket: Option<AsyncFd<UdpSocket>>,
+    /// The socket while it is out of the reactor.
+    paused: Option<UdpSocket>,
     buffers: Box<[[u8; SLOT]; BATCH]>,
     lengths: [usize; BATCH],
     sources: [SocketAddrV4; BATCH],
@@ -161,9 +164,8 @@ impl Receiver {
     /// Must run inside the tokio runtime.
     pub fn new(socket: UdpSocket) -> io::Result<Self> {
         Ok(Receiver {
-            // SAFETY: the std socket owns its descriptor, and the AsyncFd owns
-            // the socket until it is dropped.
-            socket: unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(io::Error::from)?,
+            socket: Some(register(socket)?),
+            paused: None,
             buffers: Box::new([[0; SLOT]; BATCH]),
             lengths: [0; BATCH],
             sources: [SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0); BATCH],
@@ -177,9 +179,20 @@ impl Receiver {
     ///
     /// Under a flood, a thread that wakes for every packet or two spends
     /// more on waking than on receiving; so once the socket is flooded and
-    /// has just been emptied, it waits `FLOOD_PAUSE` and then takes what piled
-    /// up in full batches. Quiet sockets are served at once.
+    /// has just been emptied, it leaves the reactor for `FLOOD_PAUSE` (while
+    /// registered, every arriving packet would wake the thread again) and
+    /// then takes what piled up in full batches. Quiet sockets are served at once.
     pub async fn next_batch(&mut self) -> io::Result<impl Iterator<Item = Packet<'_>>> {
+        if self.drained && self.load.flooded() {
+            if let Some(registered) = self.socket.take() {
+                self.paused = Some(registered.into_inner());
+            }
+            tokio::time::sleep(FLOOD_PAUSE).await;
+            self.drained = false;
+        }
+        if let Some(socket) = self.paused.take() {
+            self.socket = Some(register(socket)?);
+        }
         let Receiver {
             socket,
             buffers,
@@ -188,10 +201,11 @@ impl Receiver {
             count,
             load,
             drained,
+            ..
         } = self;
-        if *drained && load.flooded() {
-            tokio::time::sleep(FLOOD_PAUSE).await;
-        }
+        let socket = socket
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the listening socket was lost"))?;
         loop {
             let mut guard = socket.readable().await?;
             match guard.try_io(|fd| recv_batch(fd.as_raw_fd(), buffers, lengths, sources)) {
@@ -216,6 +230,12 @@ impl Receiver {
             bytes: &buffers[i][..lengths[i].min(SLOT)],
         }))
     }
+}
+
+fn register(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
+    // SAFETY: the std socket owns its descriptor, and the AsyncFd owns the
+    // socket until it is dropped or taken back with `into_inner`.
+    unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(io::Error::from)
 }
 
 /// Packets per time window, to tell a flood from ordinary traffic (a few
