@@ -1,6 +1,6 @@
 'use strict'
 // The `handover` command, run as a child process. Everything is pinned to
-// loopback (host mode on lo); ports 44000–44099 belong to this file.
+// loopback (host mode on lo); ports 24000–24099 belong to this file.
 
 const { execFile, spawn } = require('node:child_process')
 const dgram = require('node:dgram')
@@ -118,8 +118,8 @@ describe('decode', () => {
 
 describe('watch with announce and status on loopback', () => {
   test('prints one decoded JSON line per packet, then exits after --count', async () => {
-    const handover = ['--port', '44010']
-    const status = ['--status-port', '44011']
+    const handover = ['--port', '24010']
+    const status = ['--status-port', '24011']
     const watch = startWatch([...LOOPBACK, ...handover, ...status, '--count', '3', '--json', '--timeout', '8000'])
     await watch.ready
 
@@ -127,7 +127,7 @@ describe('watch with announce and status on loopback', () => {
     expect(announced).toMatchObject({ code: 0, stdout: expect.stringContaining('service=api') })
     const sent = await run(['status', 'up', ...LOOPBACK, ...status, '--service', 'api', '--address', '10.0.0.7', '--address', '127.0.0.1'])
     expect(sent.code).toBe(0)
-    await sendToGroup(Buffer.from([0x07, 0xaa]), 44011)
+    await sendToGroup(Buffer.from([0x07, 0xaa]), 24011)
 
     const { code, stdout } = await watch.exited
     expect(code).toBe(0)
@@ -148,23 +148,23 @@ describe('watch with announce and status on loopback', () => {
   })
 
   test('human lines: time, source, channel and what the packet says', async () => {
-    const watch = startWatch([...LOOPBACK, '--port', '44012', '--status-port', '44013', '--count', '1', '--timeout', '8000'])
+    const watch = startWatch([...LOOPBACK, '--port', '24012', '--status-port', '24013', '--count', '1', '--timeout', '8000'])
     await watch.ready
-    await run(['status', 'down', ...LOOPBACK, '--status-port', '44013', '--service', 'web', '--address', '127.0.0.1'])
+    await run(['status', 'down', ...LOOPBACK, '--status-port', '24013', '--service', 'web', '--address', '127.0.0.1'])
     const { code, stdout } = await watch.exited
     expect(code).toBe(0)
     expect(stdout).toMatch(/^\d\d:\d\d:\d\d\.\d{3} +127\.0\.0\.1:\d+ +status +status v2 DOWN service=web addresses=127\.0\.0\.1 /)
   })
 
   test('Ctrl-C stops watching with exit code 0', async () => {
-    const watch = startWatch([...LOOPBACK, '--port', '44014', '--status-port', '44015'])
+    const watch = startWatch([...LOOPBACK, '--port', '24014', '--status-port', '24015'])
     await watch.ready
     watch.child.kill('SIGINT')
     expect((await watch.exited).code).toBe(0)
   })
 
   test('--timeout before --count is reached fails with exit code 1', async () => {
-    const { code, stderr } = await run(['watch', ...LOOPBACK, '--port', '44016', '--status-port', '44017', '--count', '1', '--timeout', '200'])
+    const { code, stderr } = await run(['watch', ...LOOPBACK, '--port', '24016', '--status-port', '24017', '--count', '1', '--timeout', '200'])
     expect(code).toBe(1)
     expect(stderr).toContain('timed out after 200 ms having heard 0 of 1 packets')
   })
@@ -202,11 +202,11 @@ describe('errors say what to fix', () => {
 
   test('a port held by a program that does not share it: exit code 1', async () => {
     const holder = dgram.createSocket({ type: 'udp4', reuseAddr: false })
-    await new Promise((resolve) => holder.bind(44018, resolve))
+    await new Promise((resolve) => holder.bind(24018, resolve))
     try {
-      const { code, stderr } = await run(['watch', ...LOOPBACK, '--port', '44018', '--status-port', '44019'])
+      const { code, stderr } = await run(['watch', ...LOOPBACK, '--port', '24018', '--status-port', '24019'])
       expect(code).toBe(1)
-      expect(stderr).toMatch(/^handover: port 44018 \(handover channel\) is in use/)
+      expect(stderr).toMatch(/^handover: port 24018 \(handover channel\) is in use/)
     } finally {
       holder.close()
     }

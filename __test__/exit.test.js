@@ -2,7 +2,7 @@
 // Nothing native keeps a Node process alive once every object is closed,
 // and an active peer keeps it alive like the original's sockets do. Each
 // case runs in a child process, since Jest's own handles would hide a leak.
-// Ports 42300–42399.
+// Ports 22300–22399.
 
 const { spawn } = require('node:child_process')
 const path = require('node:path')
@@ -34,10 +34,10 @@ const PRELUDE = `
 
 test('a process that creates, uses and closes every object exits by itself within 1 s', async () => {
   const result = await run(`${PRELUDE}
-    const peer = new HandoverPeer(new Date(), undefined, opts(42300))
+    const peer = new HandoverPeer(new Date(), undefined, opts(22300))
     peer.startListening(async () => {})
     peer.startBroadcasting()
-    const status = new HandoverStatus(new Date(), 'api', ['10.0.0.1'], undefined, opts(42301))
+    const status = new HandoverStatus(new Date(), 'api', ['10.0.0.1'], undefined, opts(22301))
     status.startListening(() => {})
     status.startBroadcastingServiceUp()
     status.startBroadcastingServiceDown()
@@ -53,10 +53,10 @@ test('a process that creates, uses and closes every object exits by itself withi
 })
 
 test.each([
-  ['listening peer', `new HandoverPeer(new Date(), undefined, opts(42310)).startListening(async () => {})`],
-  ['broadcasting peer', `new HandoverPeer(new Date(), undefined, opts(42311)).startBroadcasting()`],
-  ['status listener', `new HandoverStatus(new Date(), 'a', [], undefined, opts(42312)).startListening(() => {})`],
-  ['status UP ticker', `new HandoverStatus(new Date(), 'a', [], undefined, opts(42313)).startBroadcastingServiceUp()`],
+  ['listening peer', `new HandoverPeer(new Date(), undefined, opts(22310)).startListening(async () => {})`],
+  ['broadcasting peer', `new HandoverPeer(new Date(), undefined, opts(22311)).startBroadcasting()`],
+  ['status listener', `new HandoverStatus(new Date(), 'a', [], undefined, opts(22312)).startListening(() => {})`],
+  ['status UP ticker', `new HandoverStatus(new Date(), 'a', [], undefined, opts(22313)).startBroadcastingServiceUp()`],
 ])('a %s keeps the process alive, like the original', async (_, body) => {
   const result = await run(`${PRELUDE}
     ${body}
@@ -67,8 +67,8 @@ test.each([
 
 test('a constructed but unused peer does not keep the process alive', async () => {
   const result = await run(`${PRELUDE}
-    new HandoverPeer(new Date(), undefined, opts(42320))
-    new HandoverStatus(new Date(), 'a', [], undefined, opts(42321))
+    new HandoverPeer(new Date(), undefined, opts(22320))
+    new HandoverStatus(new Date(), 'a', [], undefined, opts(22321))
     console.log('MARK')
   `)
   expect(result.code).toBe(0)
@@ -78,10 +78,10 @@ test('an old instance exits by itself once it has handed over (nothing else runn
   const result = await run(`${PRELUDE}
     const fs = require('node:fs'), os = require('node:os'), path = require('node:path')
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-exit-'))
-    const old = new HandoverPeer(new Date(1000), undefined, opts(42330, { handoverCompletePath: path.join(dir, 'done') }))
+    const old = new HandoverPeer(new Date(1000), undefined, opts(22330, { handoverCompletePath: path.join(dir, 'done') }))
     old.startListening(async () => {})
     old.startBroadcasting()
-    const young = new HandoverPeer(new Date(), undefined, opts(42330))
+    const young = new HandoverPeer(new Date(), undefined, opts(22330))
     young.startBroadcasting()
     old.handover.then((r) => {
       young.close()
@@ -100,12 +100,12 @@ test('a worker thread that ends takes its peers with it: no announcements after 
     const listener = dgram.createSocket({ type: 'udp4', reuseAddr: true })
     let heard = 0
     listener.on('message', () => heard++)
-    listener.bind(42340, () => {
+    listener.bind(22340, () => {
       listener.addMembership('239.192.16.16', '127.0.0.1')
       const worker = new Worker(\`
         const { parentPort } = require('node:worker_threads')
         const { HandoverPeer } = require(\${JSON.stringify(require.resolve('./index.js'))})
-        const peer = new HandoverPeer(new Date(), undefined, { port: 42340, networkMode: 'host', networkInterface: 'lo', heartbeatIntervalMs: 20, logLevel: 'error' })
+        const peer = new HandoverPeer(new Date(), undefined, { port: 22340, networkMode: 'host', networkInterface: 'lo', heartbeatIntervalMs: 20, logLevel: 'error' })
         peer.startListening(async () => {})
         peer.startBroadcasting()
         parentPort.postMessage('started')

@@ -1,13 +1,13 @@
 'use strict'
 // HandoverPeer against real loopback multicast sockets, two or more
-// instances in this process. Ports 42000–42099.
+// instances in this process. Ports 22000–22099.
 
 const fs = require('node:fs')
 const path = require('node:path')
 const { HandoverPeer } = require('..')
 const { loopbackOptions, sendRaw, v1, waitFor, sleep, tempDir } = require('../test-support/loopback')
 
-let nextPort = 42000
+let nextPort = 22000
 const open = []
 
 /** A peer on its own port (unless given), closed after the test. */

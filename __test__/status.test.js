@@ -1,12 +1,12 @@
 'use strict'
 // HandoverStatus on loopback sockets, and the v2 bytes checked against a
-// JS codec written here from the table in SPEC §3. Ports 42100–42199.
+// JS codec written here from the table in SPEC §3. Ports 22100–22199.
 
 const dgram = require('node:dgram')
 const { HandoverStatus, encodeStatusMessage } = require('..')
 const { loopbackOptions, sendRaw, waitFor, sleep, GROUP } = require('../test-support/loopback')
 
-let nextPort = 42100
+let nextPort = 22100
 const open = []
 afterEach(() => {
   while (open.length) open.pop().close()

@@ -59,7 +59,7 @@ describe('HandoverPeer', () => {
   })
 
   test('startListening needs a function', () => {
-    const peer = new HandoverPeer(now, undefined, { port: 42290, networkMode: 'host', networkInterface: 'lo' })
+    const peer = new HandoverPeer(now, undefined, { port: 22290, networkMode: 'host', networkInterface: 'lo' })
     expect(() => peer.startListening('nope')).toThrow(TypeError)
     expect(() => peer.startListening()).toThrow(/shutdownCallback must be a function/)
     peer.close()

@@ -9,7 +9,7 @@ const { formatNumber } = require('../lib/table.js')
 const { runWorker } = require('../lib/worker.js')
 
 const RATE = 200_000
-const PORT = 45300
+const PORT = 25300
 const KINDS = [
   { kind: 'older', title: 'Flood of older announcements' },
   { kind: 'malformed', title: 'Flood of malformed packets' },

@@ -7,7 +7,7 @@ const { median } = require('../lib/stats.js')
 const { runWorker } = require('../lib/worker.js')
 
 const MiB = 2 ** 20
-const PORT = 45000
+const PORT = 25000
 
 async function footprint(ctx) {
   const runs = ctx.quick ? 3 : 11

@@ -42,7 +42,7 @@ async function idleRun(ctx, impl, config, durationMs) {
 async function idle(ctx) {
   const durationMs = ctx.quick ? 1000 : 10_000
   ctx.progress(`idle: one listening peer for ${durationMs / 1000} s per implementation`)
-  const config = { port: 45500, settleMs: ctx.quick ? 200 : 1000 }
+  const config = { port: 25500, settleMs: ctx.quick ? 200 : 1000 }
   const runs = await alternate(ctx.impls, 1, (impl) => idleRun(ctx, impl, config, durationMs))
   const percentOf = (ns, wallNs) => (ns * 100) / wallNs
   const row = rowBuilder(ctx, (impl) => runs[impl][0])

@@ -34,9 +34,9 @@ async function latency(ctx) {
   const crossPerRound = ctx.quick ? 3 : 50
 
   ctx.progress(`latency: ${rounds * perRound} handovers in one process, per implementation`)
-  const local = await pooled(ctx, 'handovers', { count: perRound, basePort: 45100, ports: 20 }, rounds)
+  const local = await pooled(ctx, 'handovers', { count: perRound, basePort: 25100, ports: 20 }, rounds)
   ctx.progress(`latency: ${rounds * crossPerRound} handovers across two fresh processes, per implementation`)
-  const cross = await pooled(ctx, 'cross', { count: crossPerRound, basePort: 45200, ports: 20 }, rounds)
+  const cross = await pooled(ctx, 'cross', { count: crossPerRound, basePort: 25200, ports: 20 }, rounds)
 
   const rows = [
     ...percentileRows(local.row, `one process (${rounds * perRound} handovers)`, 'latenciesNs'),

@@ -32,7 +32,7 @@ async function loss(ctx) {
   // The original announces every 10 s: wait for seven of its announcements.
   const timeoutMs = ctx.quick ? 3000 : 61_000
   ctx.progress(`loss: ${pairs} concurrent handovers per implementation (up to ${timeoutMs / 1000} s each)`)
-  const config = { pairs, basePort: 45400, lossPercent: LOSS_PERCENT, timeoutMs }
+  const config = { pairs, basePort: 25400, lossPercent: LOSS_PERCENT, timeoutMs }
   const runs = await alternate(ctx.impls, 1, (impl) => runWorker('loss', { ...config, impl }, ctx.spawn))
   const row = rowBuilder(ctx, (impl) => runs[impl][0])
   const handovers = (label, p, target) =>
