@@ -30,8 +30,10 @@ pub fn boot_clock_now_us() -> Option<i64> {
     (rc == 0).then(|| i64::from(ts.tv_sec) * 1_000_000 + i64::from(ts.tv_nsec) / 1000)
 }
 
+/// Read once: it cannot change while this process lives.
 pub fn boot_id() -> Option<[u8; BOOT_ID_LEN]> {
-    parse_boot_id(&std::fs::read_to_string(BOOT_ID_PATH).ok()?)
+    static BOOT_ID: std::sync::OnceLock<Option<[u8; BOOT_ID_LEN]>> = std::sync::OnceLock::new();
+    *BOOT_ID.get_or_init(|| parse_boot_id(&std::fs::read_to_string(BOOT_ID_PATH).ok()?))
 }
 
 /// Parses the kernel's `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` boot id.

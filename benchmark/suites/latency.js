@@ -35,6 +35,8 @@ async function latency(ctx) {
 
   ctx.progress(`latency: ${rounds * perRound} handovers in one process, per implementation`)
   const local = await pooled(ctx, 'handovers', { count: perRound, basePort: 25100, ports: 20 }, rounds)
+  ctx.progress(`latency: ${rounds * perRound} back-to-back handovers in one process, per implementation`)
+  const warm = await pooled(ctx, 'handovers', { count: perRound, basePort: 25150, ports: 20, settleMs: 0 }, rounds)
   ctx.progress(`latency: ${rounds * crossPerRound} handovers across two fresh processes, per implementation`)
   const cross = await pooled(ctx, 'cross', { count: crossPerRound, basePort: 25200, ports: 20 }, rounds)
 
@@ -46,6 +48,7 @@ async function latency(ctx) {
     local.row('one process: the `new HandoverPeer()` call, p50 (not timed above)', 'µs', (s) =>
       percentile(s.constructorCallsNs, 50) / 1e3,
     ),
+    ...percentileRows(warm.row, `one process, back to back (${rounds * perRound} handovers)`, 'latenciesNs'),
     ...percentileRows(cross.row, `two fresh processes (${rounds * crossPerRound} handovers)`, 'latenciesNs'),
   ]
   const notes = [
@@ -53,6 +56,8 @@ async function latency(ctx) {
       'callback. The old peer has listened for a few ms and its event loop is idle.',
     'One process: fresh peers for every handover, in a warm process. The callback cannot run before ' +
       '`startBroadcasting()` returns, so the time that call takes is shown too.',
+    'Back to back: the same, without the 5 ms pause before each announcement, so no thread has gone idle ' +
+      '(on this VM a thread woken from idle can take 100 µs or more to run, which dominates the other rows).',
     'Two processes: a fresh old and a fresh young process for every handover, as after a real update: the young ' +
       'one calls `startBroadcasting()` for the first time in its life.',
   ]

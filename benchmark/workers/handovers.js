@@ -13,9 +13,8 @@ const { adapter } = require('./impl.js')
 const { withTimeout, deferred, hrtimeNs } = require('./util.js')
 
 const TIMEOUT_MS = 12_000 // more than one heartbeat of the original
-const SETTLE_MS = 5
 
-async function handover(peers, startedAtMs, port) {
+async function handover(peers, startedAtMs, port, settleMs) {
   const constructing = hrtimeNs()
   const old = peers.create(startedAtMs, port)
   const constructNs = Number(hrtimeNs() - constructing)
@@ -23,8 +22,9 @@ async function handover(peers, startedAtMs, port) {
   const called = deferred()
   await peers.listen(old, async () => called.resolve(hrtimeNs()))
   // An old instance has listened for a while: let its socket be registered
-  // and the event loop go idle before the younger one announces.
-  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
+  // and the event loop go idle before the younger one announces (settleMs 0:
+  // back to back, with every thread still awake from the last handover).
+  if (settleMs > 0) await new Promise((resolve) => setTimeout(resolve, settleMs))
   const start = hrtimeNs()
   peers.broadcast(young)
   const returned = hrtimeNs()
@@ -38,11 +38,11 @@ async function handover(peers, startedAtMs, port) {
   }
 }
 
-async function main({ impl, count, basePort, ports }) {
+async function main({ impl, count, basePort, ports, settleMs = 5 }) {
   const peers = adapter(impl)
   const base = Date.now() - 10 * 60_000
   const samples = []
-  for (let i = 0; i < count; i++) samples.push(await handover(peers, base + 2 * i, basePort + (i % ports)))
+  for (let i = 0; i < count; i++) samples.push(await handover(peers, base + 2 * i, basePort + (i % ports), settleMs))
   return {
     latenciesNs: samples.map((s) => s.latencyNs),
     broadcastCallsNs: samples.map((s) => s.broadcastCallNs),
