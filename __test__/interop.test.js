@@ -29,31 +29,22 @@ function runPair(spec) {
   })
 }
 
+/** The old instance ran its callback exactly once, already shutting down; the new one survived. */
+function expectOldHandedOverOnce(result) {
+  expect(result.error).toBeUndefined()
+  expect(result.oldCallback).toBe(true)
+  expect(result.shuttingDownInCallback).toBe(true)
+  expect(result.oldCallbacks).toBe(1)
+  expect(result.newCallback).toBe(false)
+}
+
 describeIfRoot('hand-over with the JS original (private network namespace)', () => {
-  test('original old instance, our new instance: the original hands over', async () => {
-    const result = await runPair({ port: 1536, old: { impl: 'original' }, new: { impl: 'ours' } })
-    expect(result.error).toBeUndefined()
-    expect(result.oldCallback).toBe(true)
-    expect(result.shuttingDownInCallback).toBe(true)
-    expect(result.oldCallbacks).toBe(1)
-    expect(result.newCallback).toBe(false)
-  }, 30_000)
-
-  test('our old instance, original new instance: ours hands over', async () => {
-    const result = await runPair({ port: 1536, old: { impl: 'ours' }, new: { impl: 'original' } })
-    expect(result.error).toBeUndefined()
-    expect(result.oldCallback).toBe(true)
-    expect(result.shuttingDownInCallback).toBe(true)
-    expect(result.oldCallbacks).toBe(1)
-    expect(result.newCallback).toBe(false)
-  }, 30_000)
-
-  test('two instances of ours in two processes: the old one hands over once, the new one survives', async () => {
-    const result = await runPair({ port: 1536, old: { impl: 'ours' }, new: { impl: 'ours' } })
-    expect(result.error).toBeUndefined()
-    expect(result.oldCallback).toBe(true)
-    expect(result.oldCallbacks).toBe(1)
-    expect(result.newCallback).toBe(false)
+  test.each([
+    ['original old instance, our new instance: the original hands over', 'original', 'ours'],
+    ['our old instance, original new instance: ours hands over', 'ours', 'original'],
+    ['two instances of ours in two processes: the old one hands over once, the new one survives', 'ours', 'ours'],
+  ])('%s', async (_, oldImpl, newImpl) => {
+    expectOldHandedOverOnce(await runPair({ port: 1536, old: { impl: oldImpl }, new: { impl: newImpl } }))
   }, 30_000)
 
   test('ours scoped to a service still honours the unscoped original', async () => {
@@ -62,6 +53,6 @@ describeIfRoot('hand-over with the JS original (private network namespace)', () 
       old: { impl: 'ours', options: { serviceName: 'api' } },
       new: { impl: 'original' },
     })
-    expect(result.oldCallback).toBe(true)
+    expectOldHandedOverOnce(result)
   }, 30_000)
 })
