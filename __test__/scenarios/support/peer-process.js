@@ -7,7 +7,8 @@ const os = require('node:os')
 const path = require('node:path')
 const { LineProcess } = require('../../../test-support/line-process')
 
-const CHILD = path.join(__dirname, '..', '..', '..', 'test-support', 'child.js')
+const REPOSITORY = path.join(__dirname, '..', '..', '..')
+const CHILD = path.join(REPOSITORY, 'test-support', 'child.js')
 const SENDER = path.join(__dirname, 'packet-sender.js')
 /** Generous on a loaded 2-core machine: starting node and the original's logger takes a while. */
 const STARTUP_MS = 15_000
@@ -107,7 +108,11 @@ class PacketSender extends LineProcess {
  */
 function privateTmp(folder) {
   fs.mkdirSync(path.join(folder, 'balena'), { recursive: true })
-  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /tmp && exec "$@"', folder]
+  // The repository may itself live under /tmp (CI clones anywhere): keep it
+  // reachable at its own path on top of the private /tmp.
+  const script =
+    'mount --bind "$1" /mnt && mount --bind "$0" /tmp && mkdir -p "$1" && mount --bind /mnt "$1" && shift && exec "$@"'
+  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, folder, REPOSITORY]
 }
 
 /** Wraps child.js so its CLOCK_BOOTTIME runs `seconds` ahead (a time namespace). */
