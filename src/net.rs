@@ -13,6 +13,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -137,6 +138,24 @@ pub fn sending_socket(interface: &Interface) -> io::Result<UdpSocket> {
         socket.set_multicast_if_v4(&address)?;
     }
     Ok(socket.into())
+}
+
+/// The sending socket of a peer or status channel: made on first use, then
+/// shared by the caller's thread and the tasks that send.
+#[derive(Debug, Default)]
+pub struct LazySender(Option<Arc<UdpSocket>>);
+
+impl LazySender {
+    pub fn get(&mut self, interface: &Interface) -> io::Result<Arc<UdpSocket>> {
+        if let Some(socket) = &self.0 {
+            return Ok(socket.clone());
+        }
+        Ok(self.0.insert(Arc::new(sending_socket(interface)?)).clone())
+    }
+
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// Where one packet was received from, and its bytes (cut to `SLOT`).

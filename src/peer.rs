@@ -29,7 +29,7 @@ use crate::clock;
 use crate::complete;
 use crate::config::PeerConfig;
 use crate::log::{Logger, RateLimit};
-use crate::net::{self, Interface, Packet, Receiver};
+use crate::net::{self, Interface, LazySender, Packet, Receiver};
 use crate::seniority::{judge, Identity, Verdict};
 use crate::stats::{Outcome, Snapshot, Stats, Tally};
 use crate::ticker;
@@ -78,6 +78,12 @@ pub enum PeerError {
     Io(String),
 }
 
+impl PeerError {
+    pub fn sending_socket(e: std::io::Error) -> Self {
+        PeerError::Io(format!("cannot create the sending socket: {e}"))
+    }
+}
+
 impl std::fmt::Display for PeerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -108,18 +114,7 @@ struct Tasks {
     announcer: Option<AbortHandle>,
     listener: Option<AbortHandle>,
     /// Made by the first `start_*` call, so that `startBroadcasting()` is one `sendto`.
-    sender: Option<Arc<UdpSocket>>,
-}
-
-impl Tasks {
-    fn sender(&mut self, interface: &Interface) -> Result<Arc<UdpSocket>, PeerError> {
-        if let Some(socket) = &self.sender {
-            return Ok(socket.clone());
-        }
-        let socket = net::sending_socket(interface)
-            .map_err(|e| PeerError::Io(format!("cannot create the sending socket: {e}")))?;
-        Ok(self.sender.insert(Arc::new(socket)).clone())
-    }
+    sender: LazySender,
 }
 
 impl Peer {
@@ -191,7 +186,7 @@ impl Peer {
         if tasks.announcer.is_some() {
             return Ok(());
         }
-        let socket = tasks.sender(&core.interface)?;
+        let socket = tasks.sender.get(&core.interface).map_err(PeerError::sending_socket)?;
         core.announce(&socket);
         let task_core = core.clone();
         let start = tokio::time::Instant::now();
@@ -239,7 +234,7 @@ impl Peer {
         core.log
             .info(format_args!("heartbeatClientSocket listening 0.0.0.0:{}", channel.port));
         // Ready for startBroadcasting(); a failure here is reported there.
-        let _ = tasks.sender(&core.interface);
+        let _ = tasks.sender.get(&core.interface);
         let task_core = core.clone();
         let handle = crate::runtime::spawn(async move {
             match Receiver::new(socket) {

@@ -11,7 +11,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::StatusConfig;
 use crate::log::{Level, Logger, RateLimit};
-use crate::net::{self, Interface, Receiver};
+use crate::net::{self, Interface, LazySender, Receiver};
 use crate::peer::PeerError;
 use crate::stats::{Outcome, Snapshot, Stats, Tally};
 use crate::ticker;
@@ -46,7 +46,7 @@ struct Core {
 #[derive(Default)]
 struct State {
     closed: bool,
-    sender: Option<Arc<UdpSocket>>,
+    sender: LazySender,
     up: Option<AbortHandle>,
     down: Option<AbortHandle>,
     listener: Option<AbortHandle>,
@@ -131,14 +131,7 @@ impl StatusChannel {
             }
             (_, stale) => stale.into_iter().for_each(|h| h.abort()),
         }
-        let sender = match &state.sender {
-            Some(socket) => socket.clone(),
-            None => {
-                let socket = net::sending_socket(&core.interface)
-                    .map_err(|e| PeerError::Io(format!("cannot create the sending socket: {e}")))?;
-                state.sender.insert(Arc::new(socket)).clone()
-            }
-        };
+        let sender = state.sender.get(&core.interface).map_err(PeerError::sending_socket)?;
         let packet = wire::encode_status(&StatusMessage {
             timestamp_ms: core.started_at_ms,
             service_name: core.service_name.clone(),
@@ -212,7 +205,7 @@ impl StatusChannel {
     pub fn close(&self) {
         let mut state = self.core.state.lock().expect("state lock");
         state.closed = true;
-        state.sender = None;
+        state.sender.clear();
         for handle in [state.up.take(), state.down.take(), state.listener.take()]
             .into_iter()
             .flatten()
