@@ -21,6 +21,8 @@ pub fn wall_now_us() -> i64 {
 }
 
 /// Microseconds on `CLOCK_BOOTTIME`: monotonic, and counts time suspended.
+/// Linux only: elsewhere there is no boot id either, so no boot stamp.
+#[cfg(target_os = "linux")]
 pub fn boot_clock_now_us() -> Option<i64> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into the timespec we own.
@@ -28,6 +30,11 @@ pub fn boot_clock_now_us() -> Option<i64> {
     // time_t and c_long are 32 bits on armv7.
     #[allow(clippy::useless_conversion)]
     (rc == 0).then(|| i64::from(ts.tv_sec) * 1_000_000 + i64::from(ts.tv_nsec) / 1000)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn boot_clock_now_us() -> Option<i64> {
+    None
 }
 
 /// Read once: it cannot change while this process lives.

@@ -86,6 +86,9 @@ pub struct HandoverStats {
     pub sent: i64,
     /// Packets that could not be sent.
     pub send_errors: i64,
+    /// Optional socket options the OS refused on the listening socket (for
+    /// example `IP_MULTICAST_ALL` under qemu-user); listening went on without them.
+    pub refused_socket_options: Vec<String>,
 }
 
 impl From<Snapshot> for HandoverStats {
@@ -102,6 +105,7 @@ impl From<Snapshot> for HandoverStats {
             own: n(s.own),
             sent: n(s.sent),
             send_errors: n(s.send_errors),
+            refused_socket_options: s.refused_options.options().map(|o| o.name().to_string()).collect(),
         }
     }
 }

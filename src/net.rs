@@ -6,19 +6,23 @@
 //!   (`IP_MULTICAST_ALL` off), so another group on the same port is silent.
 //! - The sending socket uses TTL 1, loops back (old and new may share a
 //!   host), and in host mode sends out of the chosen interface only.
-//! - Receiving drains the socket in batches with `recvmmsg`, one syscall for
-//!   up to `BATCH` packets, and under a flood lets packets pile up for a
-//!   millisecond between batches instead of waking for each one.
+//! - Receiving drains the socket in batches (on Linux with `recvmmsg`, one
+//!   syscall for up to `BATCH` packets; elsewhere one `recvfrom` each), and
+//!   under a flood lets packets pile up for a millisecond between batches
+//!   instead of waking for each one.
+//! - Options that only sharpen or speed things up (`IP_MULTICAST_ALL` off, a
+//!   larger receive buffer) degrade when the OS refuses them: the listen goes
+//!   on and the refusal is recorded in `OptionalOption` flags for `stats()`.
+//!
+//! Platform differences stay in this module: Linux-only calls sit behind
+//! `cfg(target_os = "linux")`, with a portable path beside them.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 use crate::config::{Channel, NetworkMode};
 
@@ -87,7 +91,9 @@ pub fn choose_interface(channel: &Channel) -> Interface {
 /// The IPv4 address of a named interface: `Ok(None)` when it has none,
 /// `Err(NotFound)` when there is no such interface. One `ioctl`, rather than
 /// listing every interface of the machine.
+#[cfg(target_os = "linux")]
 pub fn interface_ipv4(name: &str) -> io::Result<Option<Ipv4Addr>> {
+    use std::os::fd::AsRawFd;
     let missing = || io::Error::new(io::ErrorKind::NotFound, format!("no interface named {name}"));
     if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
         return Err(missing());
@@ -113,18 +119,121 @@ pub fn interface_ipv4(name: &str) -> io::Result<Option<Ipv4Addr>> {
     Ok(Some(Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr))))
 }
 
+/// The IPv4 address of a named interface, from the list of all of them
+/// (macOS, Windows: no single portable `ioctl` there).
+#[cfg(not(target_os = "linux"))]
+pub fn interface_ipv4(name: &str) -> io::Result<Option<Ipv4Addr>> {
+    let interfaces = if_addrs::get_if_addrs()?;
+    let mut found = false;
+    for interface in interfaces.iter().filter(|i| i.name == name) {
+        found = true;
+        if let std::net::IpAddr::V4(address) = interface.ip() {
+            return Ok(Some(address));
+        }
+    }
+    if found {
+        Ok(None)
+    } else {
+        Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named {name}")))
+    }
+}
+
+/// Socket options the listening socket can do without; a bit each in `Refused`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionalOption {
+    /// `IP_MULTICAST_ALL` off: hear only the joined group on this port.
+    /// Without it, another group's traffic to the same port is heard too
+    /// (and classified like any other packet). Linux only.
+    MulticastAllOff = 1,
+    /// A 1 MiB receive buffer, for what piles up under a flood.
+    ReceiveBuffer = 2,
+}
+
+impl OptionalOption {
+    pub const ALL: [OptionalOption; 2] = [OptionalOption::MulticastAllOff, OptionalOption::ReceiveBuffer];
+
+    /// The socket option's C name, as an operator would search for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptionalOption::MulticastAllOff => "IP_MULTICAST_ALL",
+            OptionalOption::ReceiveBuffer => "SO_RCVBUF",
+        }
+    }
+}
+
+/// The optional options the OS refused, as a bit set of `OptionalOption`s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refused(pub u8);
+
+impl Refused {
+    pub fn options(self) -> impl Iterator<Item = OptionalOption> {
+        OptionalOption::ALL.into_iter().filter(move |o| self.0 & *o as u8 != 0)
+    }
+}
+
+/// A bound listening socket, and what it had to do without.
+pub struct Listening {
+    pub socket: UdpSocket,
+    /// Each refused option with the OS's reason, for a log line.
+    pub refused: Vec<(OptionalOption, io::Error)>,
+}
+
+impl Listening {
+    pub fn refused_set(&self) -> Refused {
+        Refused(self.refused.iter().fold(0, |bits, (option, _)| bits | *option as u8))
+    }
+
+    /// One line for the log, when anything was refused.
+    pub fn refusals(&self) -> Option<String> {
+        if self.refused.is_empty() {
+            return None;
+        }
+        let each: Vec<String> = self
+            .refused
+            .iter()
+            .map(|(option, e)| format!("{} ({e})", option.name()))
+            .collect();
+        Some(format!(
+            "the OS refused optional socket options, listening without them: {}",
+            each.join(", ")
+        ))
+    }
+}
+
 /// Binds the listening socket and joins the group (when the target is one).
-pub fn listening_socket(channel: &Channel, interface: &Interface) -> io::Result<UdpSocket> {
+/// Fails only for what the channel cannot work without; see `Listening`.
+pub fn listening_socket(channel: &Channel, interface: &Interface) -> io::Result<Listening> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    let mut refused = Vec::new();
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket.set_recv_buffer_size(RECEIVE_BUFFER)?;
+    if let Err(e) = socket.set_recv_buffer_size(RECEIVE_BUFFER) {
+        refused.push((OptionalOption::ReceiveBuffer, e));
+    }
     socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, channel.port)).into())?;
     if channel.target.is_multicast() {
-        socket.set_multicast_all_v4(false)?;
+        if let Err(e) = hear_only_joined_groups(&socket) {
+            refused.push((OptionalOption::MulticastAllOff, e));
+        }
         socket.join_multicast_v4(&channel.target, &interface.address.unwrap_or(Ipv4Addr::UNSPECIFIED))?;
     }
-    Ok(socket.into())
+    Ok(Listening {
+        socket: socket.into(),
+        refused,
+    })
+}
+
+/// Linux delivers every group joined by any socket on the host to every
+/// socket bound to the port, unless `IP_MULTICAST_ALL` is off. Other systems
+/// deliver only the groups the socket itself joined.
+#[cfg(target_os = "linux")]
+fn hear_only_joined_groups(socket: &Socket) -> io::Result<()> {
+    socket.set_multicast_all_v4(false)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn hear_only_joined_groups(_socket: &Socket) -> io::Result<()> {
+    Ok(())
 }
 
 /// The socket announcements are sent from.
@@ -167,7 +276,7 @@ pub struct Packet<'a> {
 /// A listening socket registered with tokio, plus reusable receive buffers.
 pub struct Receiver {
     /// Registered with the reactor; `None` only while paused under a flood.
-    socket: Option<AsyncFd<UdpSocket>>,
+    socket: Option<Registered>,
     /// The socket while it is out of the reactor.
     paused: Option<UdpSocket>,
     buffers: Box<[[u8; SLOT]; BATCH]>,
@@ -204,7 +313,7 @@ impl Receiver {
     pub async fn next_batch(&mut self) -> io::Result<impl Iterator<Item = Packet<'_>>> {
         if self.drained && self.load.flooded() {
             if let Some(registered) = self.socket.take() {
-                self.paused = Some(registered.into_inner());
+                self.paused = Some(unregister(registered)?);
             }
             tokio::time::sleep(FLOOD_PAUSE).await;
             self.drained = false;
@@ -225,24 +334,10 @@ impl Receiver {
         let socket = socket
             .as_ref()
             .ok_or_else(|| io::Error::other("the listening socket was lost"))?;
-        loop {
-            let mut guard = socket.readable().await?;
-            match guard.try_io(|fd| recv_batch(fd.as_raw_fd(), buffers, lengths, sources)) {
-                Ok(Ok(n)) => {
-                    *drained = n < BATCH;
-                    if *drained {
-                        // The socket is empty: wait for the next packet instead of asking again.
-                        guard.clear_ready();
-                    }
-                    *count = n;
-                    load.record(n, Instant::now());
-                    break;
-                }
-                Ok(Err(e)) => return Err(e),
-                // Readiness was stale; `try_io` cleared it.
-                Err(_would_block) => continue,
-            }
-        }
+        let n = read_batch(socket, buffers, lengths, sources).await?;
+        *drained = n < BATCH;
+        *count = n;
+        load.record(n, Instant::now());
         let (buffers, lengths, sources) = (&**buffers, &*lengths, &*sources);
         Ok((0..*count).map(move |i| Packet {
             from: sources[i],
@@ -251,10 +346,77 @@ impl Receiver {
     }
 }
 
-fn register(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
+#[cfg(unix)]
+type Registered = tokio::io::unix::AsyncFd<UdpSocket>;
+#[cfg(not(unix))]
+type Registered = tokio::net::UdpSocket;
+
+#[cfg(unix)]
+fn register(socket: UdpSocket) -> io::Result<Registered> {
+    use tokio::io::{unix::AsyncFd, Interest};
     // SAFETY: the std socket owns its descriptor, and the AsyncFd owns the
     // socket until it is dropped or taken back with `into_inner`.
     unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(io::Error::from)
+}
+
+#[cfg(not(unix))]
+fn register(socket: UdpSocket) -> io::Result<Registered> {
+    tokio::net::UdpSocket::from_std(socket)
+}
+
+#[cfg(unix)]
+fn unregister(socket: Registered) -> io::Result<UdpSocket> {
+    Ok(socket.into_inner())
+}
+
+#[cfg(not(unix))]
+fn unregister(socket: Registered) -> io::Result<UdpSocket> {
+    socket.into_std()
+}
+
+/// Waits until the socket is readable and takes what it holds, up to `BATCH`.
+#[cfg(unix)]
+async fn read_batch(
+    socket: &Registered,
+    buffers: &mut [[u8; SLOT]; BATCH],
+    lengths: &mut [usize; BATCH],
+    sources: &mut [SocketAddrV4; BATCH],
+) -> io::Result<usize> {
+    loop {
+        let mut guard = socket.readable().await?;
+        match guard.try_io(|fd| recv_batch(fd.get_ref(), buffers, lengths, sources)) {
+            Ok(Ok(n)) => {
+                if n < BATCH {
+                    // The socket is empty: wait for the next packet instead of asking again.
+                    guard.clear_ready();
+                }
+                return Ok(n);
+            }
+            Ok(Err(e)) => return Err(e),
+            // Readiness was stale; `try_io` cleared it.
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn read_batch(
+    socket: &Registered,
+    buffers: &mut [[u8; SLOT]; BATCH],
+    lengths: &mut [usize; BATCH],
+    sources: &mut [SocketAddrV4; BATCH],
+) -> io::Result<usize> {
+    loop {
+        socket.readable().await?;
+        // `try_io` clears readiness when the closure would block.
+        match socket.try_io(tokio::io::Interest::READABLE, || {
+            recv_each(|buffer| socket.try_recv_from(buffer), buffers, lengths, sources)
+        }) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Packets per time window, to tell a flood from ordinary traffic (a few
@@ -294,12 +456,15 @@ impl Load {
     }
 }
 
+/// One `recvmmsg` for up to `BATCH` packets.
+#[cfg(target_os = "linux")]
 fn recv_batch(
-    fd: i32,
+    socket: &UdpSocket,
     buffers: &mut [[u8; SLOT]; BATCH],
     lengths: &mut [usize; BATCH],
     sources: &mut [SocketAddrV4; BATCH],
 ) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut names: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
     let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
@@ -316,12 +481,13 @@ fn recv_batch(
         header.msg_iovlen = 1;
     }
     // SAFETY: every header points into buffers and arrays that outlive the call.
+    // The flags are `c_int` on glibc and `c_uint` on musl, hence the cast.
     let n = unsafe {
         libc::recvmmsg(
-            fd,
+            socket.as_raw_fd(),
             headers.as_mut_ptr(),
             BATCH as _,
-            libc::MSG_DONTWAIT,
+            libc::MSG_DONTWAIT as _,
             std::ptr::null_mut(),
         )
     };
@@ -336,6 +502,52 @@ fn recv_batch(
             Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)),
             u16::from_be(name.sin_port),
         );
+    }
+    Ok(n)
+}
+
+/// The portable batch: one `recvfrom` per packet.
+#[cfg(all(unix, not(target_os = "linux")))]
+fn recv_batch(
+    socket: &UdpSocket,
+    buffers: &mut [[u8; SLOT]; BATCH],
+    lengths: &mut [usize; BATCH],
+    sources: &mut [SocketAddrV4; BATCH],
+) -> io::Result<usize> {
+    recv_each(|buffer| socket.recv_from(buffer), buffers, lengths, sources)
+}
+
+/// Receives packets one call each until the socket is empty or the batch
+/// full; `WouldBlock` only when not one packet was there.
+#[cfg(not(target_os = "linux"))]
+fn recv_each(
+    mut recv_from: impl FnMut(&mut [u8]) -> io::Result<(usize, SocketAddr)>,
+    buffers: &mut [[u8; SLOT]; BATCH],
+    lengths: &mut [usize; BATCH],
+    sources: &mut [SocketAddrV4; BATCH],
+) -> io::Result<usize> {
+    let mut n = 0;
+    while n < BATCH {
+        match recv_from(&mut buffers[n]) {
+            Ok((length, from)) => {
+                lengths[n] = length;
+                sources[n] = match from {
+                    SocketAddr::V4(from) => from,
+                    SocketAddr::V6(_) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                };
+                n += 1;
+            }
+            // Windows reports a datagram longer than the buffer as an error
+            // (WSAEMSGSIZE) after filling the buffer; keep what fitted.
+            #[cfg(windows)]
+            Err(e) if e.raw_os_error() == Some(10040) => {
+                lengths[n] = SLOT;
+                sources[n] = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+                n += 1;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
+            Err(e) => return Err(e),
+        }
     }
     Ok(n)
 }
@@ -387,7 +599,9 @@ mod tests {
         let channel = loopback_channel(47_901, Ipv4Addr::new(239, 192, 16, 99));
         let interface = choose_interface(&channel);
         assert_eq!(interface.address, Some(Ipv4Addr::LOCALHOST));
-        let mut receiver = Receiver::new(listening_socket(&channel, &interface).unwrap()).unwrap();
+        let listening = listening_socket(&channel, &interface).unwrap();
+        assert_eq!(listening.refused_set(), Refused::default(), "{:?}", listening.refusals());
+        let mut receiver = Receiver::new(listening.socket).unwrap();
         let sender = sending_socket(&interface).unwrap();
         let to = SocketAddrV4::new(channel.target, channel.port);
         for i in 0..100u8 {

@@ -222,7 +222,7 @@ impl Peer {
             return Ok(());
         }
         let channel = &core.config.channel;
-        let socket = net::listening_socket(channel, &core.interface).map_err(|e| {
+        let listening = net::listening_socket(channel, &core.interface).map_err(|e| {
             let message = if e.kind() == std::io::ErrorKind::AddrInUse {
                 format!("port {} is in use by a socket without SO_REUSEADDR: {e}", channel.port)
             } else {
@@ -231,6 +231,11 @@ impl Peer {
             core.log.error(format_args!("heartbeatClientSocket error: {message}"));
             PeerError::Io(message)
         })?;
+        if let Some(refusals) = listening.refusals() {
+            core.log.info(format_args!("{refusals}"));
+        }
+        core.stats.refused(listening.refused_set());
+        let socket = listening.socket;
         core.log
             .info(format_args!("heartbeatClientSocket listening 0.0.0.0:{}", channel.port));
         // Ready for startBroadcasting(); a failure here is reported there.

@@ -1,7 +1,9 @@
 //! Packet counters, readable from JS at any time. Updated once per batch of
 //! received packets, not once per packet.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+
+use crate::net::Refused;
 
 /// What happened to each received packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,7 @@ pub struct Stats {
     outcomes: [AtomicU64; OUTCOMES],
     sent: AtomicU64,
     send_errors: AtomicU64,
+    refused_options: AtomicU8,
 }
 
 /// Counts of one batch, added to `Stats` in one go.
@@ -52,6 +55,8 @@ pub struct Snapshot {
     pub own: u64,
     pub sent: u64,
     pub send_errors: u64,
+    /// Optional socket options the OS refused on the listening socket.
+    pub refused_options: Refused,
 }
 
 impl Stats {
@@ -72,6 +77,10 @@ impl Stats {
         if ok { &self.sent } else { &self.send_errors }.fetch_add(1, Relaxed);
     }
 
+    pub fn refused(&self, refused: Refused) {
+        self.refused_options.fetch_or(refused.0, Relaxed);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let o = |outcome: Outcome| self.outcomes[outcome as usize].load(Relaxed);
         Snapshot {
@@ -85,6 +94,7 @@ impl Stats {
             own: o(Outcome::Own),
             sent: self.sent.load(Relaxed),
             send_errors: self.send_errors.load(Relaxed),
+            refused_options: Refused(self.refused_options.load(Relaxed)),
         }
     }
 }

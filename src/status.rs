@@ -170,11 +170,16 @@ impl StatusChannel {
             ));
             return Ok(());
         }
-        let socket = net::listening_socket(&core.config.channel, &core.interface).map_err(|e| {
+        let listening = net::listening_socket(&core.config.channel, &core.interface).map_err(|e| {
             let message = format!("cannot listen for status on port {}: {e}", core.config.channel.port);
             core.log.error(format_args!("{message}"));
             PeerError::Io(message)
         })?;
+        if let Some(refusals) = listening.refusals() {
+            core.log.info(format_args!("{refusals}"));
+        }
+        core.stats.refused(listening.refused_set());
+        let socket = listening.socket;
         core.log.info(format_args!(
             "status socket listening 0.0.0.0:{}",
             core.config.channel.port
