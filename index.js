@@ -257,10 +257,18 @@ class HandoverStatus extends NativeChannel {
   }
 }
 
-module.exports = {
-  HandoverPeer,
-  HandoverStatus,
-  describePacket: (buffer) => JSON.parse(native.describePacket(buffer)),
-  encodeStatusMessage: (timestamp, serviceName, addresses, status) =>
-    call(() => native.encodeStatusMessage(timestamp, serviceName, addresses, status)),
+/** Decodes one packet of the handover or the status channel (for tools). */
+function describePacket(buffer) {
+  return JSON.parse(native.describePacket(buffer))
 }
+
+/** Encodes a 120-byte status message (v2); throws TypeError/RangeError on values that do not fit. */
+function encodeStatusMessage(timestamp, serviceName, addresses, status) {
+  return call(() => native.encodeStatusMessage(timestamp, serviceName, addresses, status))
+}
+
+// One shorthand object literal, so that Node's detector of CommonJS exports
+// (cjs-module-lexer) sees every name: `import { describePacket } from
+// 'handover-native'` then works from ES modules. Add new exports here, as
+// identifiers, not as `name: expression`.
+module.exports = { HandoverPeer, HandoverStatus, describePacket, encodeStatusMessage }
