@@ -1,0 +1,138 @@
+'use strict'
+// binding.js without a binary to load: the error must say which platform
+// this is, which package it expected, why it is likely missing, which
+// platforms exist and what to do. Each case runs a copy of index.js and
+// binding.js in a temp folder (no build beside them, no node_modules above
+// them), in a child process. No network.
+
+const { execFileSync, spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+const ROOT = path.join(__dirname, '..')
+const FIXTURES = path.join(__dirname, 'fixtures')
+const SUPPORTED = [
+  'linux-x64-gnu',
+  'linux-x64-musl',
+  'linux-arm64-gnu',
+  'linux-arm64-musl',
+  'linux-arm-gnueabihf',
+  'darwin-x64',
+  'darwin-arm64',
+  'win32-x64-msvc',
+]
+
+/** This machine's build name, worked out independently of binding.js. */
+function thisPlatform() {
+  const glibc = Boolean(process.report.getReport().header.glibcVersionRuntime)
+  if (process.arch === 'arm') return `linux-arm-${glibc ? 'gnueabihf' : 'musleabihf'}`
+  return `linux-${process.arch}-${glibc ? 'gnu' : 'musl'}`
+}
+
+let dir
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-loader-'))
+  for (const file of ['index.js', 'binding.js']) fs.copyFileSync(path.join(ROOT, file), path.join(dir, file))
+})
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+/** The environment without anything that could point the loader at a binary. */
+function cleanEnv(extra = {}) {
+  const env = { ...process.env, ...extra }
+  delete env.NODE_PATH
+  if (!('NAPI_RS_NATIVE_LIBRARY_PATH' in extra)) delete env.NAPI_RS_NATIVE_LIBRARY_PATH
+  return env
+}
+
+/** Requires the copied index.js in a child; returns what it threw. */
+function loadFailure({ env = {}, preload = [] } = {}) {
+  const script = `
+    try {
+      require('./index.js')
+      console.log(JSON.stringify({ loaded: true }))
+    } catch (error) {
+      const { message, code, platform, package: pkg, supportedPlatforms, attempts } = error
+      console.log(JSON.stringify({ message, code, platform, pkg, supportedPlatforms, attempts }))
+    }`
+  const args = [...preload.flatMap((file) => ['-r', path.join(FIXTURES, file)]), '-e', script]
+  const out = execFileSync(process.execPath, args, { cwd: dir, env: cleanEnv(env), encoding: 'utf8' })
+  return JSON.parse(out.trim().split('\n').pop())
+}
+
+test('on a supported platform: the platform, the package, the reasons, the platforms and the fix', () => {
+  if (process.platform !== 'linux') return
+  const platform = thisPlatform()
+  const failure = loadFailure()
+  expect(failure).toMatchObject({
+    code: 'ERR_HANDOVER_NO_BINARY',
+    platform,
+    pkg: `handover-native-${platform}`,
+    supportedPlatforms: SUPPORTED,
+  })
+  const { message } = failure
+  const [system, cpu, libc] = platform.split('-')
+  expect(message.split('\n')[0]).toContain(platform)
+  expect(message).toContain(`os ${system}, cpu ${cpu}, libc ${libc.startsWith('gnu') ? 'glibc' : 'musl'}`)
+  expect(message).toContain(`the package handover-native-${platform}`)
+  expect(message).toContain(`handover-native-${platform} (the prebuilt package): not found`)
+  expect(message).toContain(`./handover.${platform}.node (a local build): not found`)
+  // The likely reasons.
+  expect(message).toContain('--omit=optional')
+  expect(message).toContain('--no-optional')
+  expect(message).toMatch(/lockfile was made on another platform/)
+  expect(message).toContain(`Supported platforms: ${SUPPORTED.join(', ')}.`)
+  // What to do.
+  expect(message).toMatch(/reinstall .*without omitting optional dependencies/)
+  expect(message).toMatch(/npm run build \(needs Rust/)
+})
+
+test('a platform package that is installed but cannot load is told apart from a missing one', () => {
+  if (process.platform !== 'linux') return
+  const platform = thisPlatform()
+  const folder = path.join(dir, 'node_modules', `handover-native-${platform}`)
+  fs.mkdirSync(folder, { recursive: true })
+  fs.writeFileSync(path.join(folder, 'package.json'), JSON.stringify({ name: `handover-native-${platform}`, main: 'handover.node' }))
+  fs.writeFileSync(path.join(folder, 'handover.node'), 'not a shared object')
+  const failure = loadFailure()
+  expect(failure.code).toBe('ERR_HANDOVER_NO_BINARY')
+  expect(failure.message).toMatch(new RegExp(`handover-native-${platform} \\(the prebuilt package\\): found, but it failed to load: .*handover\\.node`))
+  expect(failure.message).toContain('a binary was found but failed to load')
+  expect(failure.attempts).toContainEqual(expect.objectContaining({ request: `handover-native-${platform}`, found: true }))
+})
+
+test.each([
+  ['darwin-arm64', 'darwin-arm64'],
+  ['darwin-x64', 'darwin-x64'],
+  ['win32-x64', 'win32-x64-msvc'],
+])('%s looks for its own package and local build', (fake, platform) => {
+  const failure = loadFailure({ env: { FAKE_PLATFORM: fake }, preload: ['fake-platform.js'] })
+  expect(failure).toMatchObject({ code: 'ERR_HANDOVER_NO_BINARY', platform, pkg: `handover-native-${platform}` })
+  expect(failure.attempts.map((a) => a.request)).toEqual([`./handover.${platform}.node`, `handover-native-${platform}`])
+  expect(failure.message).toContain(`(os ${fake.split('-')[0]}, cpu ${fake.split('-')[1]}; Node ${process.version})`)
+})
+
+test('an unsupported platform says so and lists the supported ones', () => {
+  const failure = loadFailure({ env: { FAKE_PLATFORM: 'freebsd-x64' }, preload: ['fake-platform.js'] })
+  expect(failure).toMatchObject({ code: 'ERR_HANDOVER_NO_BINARY', platform: 'freebsd-x64', pkg: null })
+  expect(failure.message).toMatch(/^handover-native: this platform is not supported: freebsd-x64/)
+  expect(failure.message).toContain('There is no prebuilt package handover-native-freebsd-x64.')
+  expect(failure.message).toContain(`Supported platforms: ${SUPPORTED.join(', ')}.`)
+})
+
+test('NAPI_RS_NATIVE_LIBRARY_PATH that does not load is named', () => {
+  const bogus = path.join(dir, 'nothing-here.node')
+  const failure = loadFailure({ env: { NAPI_RS_NATIVE_LIBRARY_PATH: bogus } })
+  expect(failure.code).toBe('ERR_HANDOVER_NO_BINARY')
+  expect(failure.message).toContain(`NAPI_RS_NATIVE_LIBRARY_PATH points at (${bogus})`)
+  expect(failure.attempts).toEqual([expect.objectContaining({ request: bogus, found: false })])
+})
+
+test('a load that succeeds reads no process report and lists no folder', () => {
+  const result = spawnSync(process.execPath, ['-r', path.join(FIXTURES, 'count-probes.js'), '-e', `require(${JSON.stringify(ROOT)})`], {
+    env: cleanEnv(),
+    encoding: 'utf8',
+  })
+  expect(result.status).toBe(0)
+  expect(JSON.parse(result.stdout.trim())).toEqual({ getReport: 0, readdirSync: 0 })
+})
