@@ -4,7 +4,15 @@
 // Exit codes: 0 done, 1 something on the machine got in the way (port in
 // use, send failed), 2 a usage or configuration error the user can fix.
 
-const { parseArgs } = require('node:util')
+// On a Node older than the package supports, the first `require('node:…')`
+// would fail with a message that names no version: say it plainly instead.
+const [major, minor] = process.versions.node.split('.').map(Number)
+if (major < 14 || (major === 14 && minor < 18)) {
+  process.stderr.write(`handover: needs Node 14.18 or later; this is Node ${process.version}\n`)
+  process.exit(1)
+}
+
+const { parseArgs } = require('./args')
 const { UsageError, EXIT, exitCodeOf } = require('./errors')
 
 const COMMANDS = Object.fromEntries(
