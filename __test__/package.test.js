@@ -57,6 +57,8 @@ test.each(Object.entries(PLATFORMS))('npm/%s says which systems it is for and ha
   const platform = require(`../npm/${abi}/package.json`)
   expect(platform.name).toBe(`handover-native-${abi}`)
   expect(platform.version).toBe(require('../package.json').version)
+  // npm checks engines on every package it installs: the same range as the main one.
+  expect(platform.engines).toEqual(require('../package.json').engines)
   expect(platform.main).toBe(`handover.${abi}.node`)
   expect(platform.files).toEqual([`handover.${abi}.node`])
   expect(platform.os).toEqual([expected.os])
