@@ -10,7 +10,8 @@
 //   hands over  two processes (test-support/pair.js): the old peer hears the
 //               new one, runs its callback once, writes its complete file
 //   ESM         named imports from an ES module (__test__/fixtures/esm-named.mjs)
-//   CLI         `handover --help`, `handover decode`, a usage error
+//   CLI         `handover --help`, `handover decode`, a usage error, and
+//               `handover watch` seeing a `handover announce`
 //
 // and prints a table. Exit code 1 when a check fails.
 //
@@ -21,9 +22,10 @@
 // each line from 14 to 24. A version below engines.node is shown but only
 // its CLI is held to anything: it must say which Node it needs.
 //
-// Everything stays on loopback: host mode on 127.0.0.1, ports 23700-23749.
+// Everything stays on loopback: host mode on 127.0.0.1, ports 23700-23749
+// (the handover on BASE_PORT + i, the CLI on 23720 + 2i and the next one).
 
-const { execFile, execFileSync } = require('node:child_process')
+const { execFile, execFileSync, spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -35,6 +37,8 @@ const FIXTURE_ESM = path.join(ROOT, '__test__', 'fixtures', 'esm-named.mjs')
 const PAIR = path.join(ROOT, 'test-support', 'pair.js')
 const CLI = path.join(ROOT, 'cli', 'handover.js')
 const BASE_PORT = 23700
+const CLI_BASE_PORT = 23720
+const MAX_VERSIONS = 15
 const LINES = ['14', '16', '18', '20', '22', '24']
 const EXPORTS = ['HandoverPeer', 'HandoverStatus', 'describePacket', 'encodeStatusMessage']
 const CHILD_TIMEOUT_MS = 30_000
@@ -216,8 +220,39 @@ async function checkEsm(node) {
   return fine ? { ok: true, cell: 'ok' } : { ok: false, cell: 'FAIL', detail: tail(result.stderr || result.stdout) }
 }
 
+/** `handover watch` until it sees one `handover announce`; a failure's text, or null. */
+async function watchAnAnnouncement(node, port) {
+  const loopback = ['--network-mode', 'host', '--interface', '127.0.0.1']
+  const watch = spawn(
+    node,
+    [CLI, 'watch', ...loopback, '--port', String(port), '--status-port', String(port + 1), '--count', '1', '--timeout', '5000', '--json'],
+    { cwd: ROOT, env: loopbackEnv() },
+  )
+  let stdout = ''
+  let stderr = ''
+  watch.stdout.on('data', (chunk) => (stdout += chunk))
+  const exited = new Promise((resolve) => watch.on('close', resolve))
+  const ready = new Promise((resolve) => {
+    watch.stderr.on('data', (chunk) => {
+      stderr += chunk
+      if (stderr.includes('watching')) resolve(true)
+    })
+    exited.then(() => resolve(false))
+  })
+  if (!(await ready)) return `watch: ${tail(stderr)}`
+  const args = [CLI, 'announce', ...loopback, '--port', String(port), '--service', 'matrix', '--timestamp', '1700000000000']
+  const announce = await run(node, args)
+  const code = await exited
+  const seen = lastJsonLine(stdout)
+  if (announce.code !== 0) return `announce: exit ${announce.code} ${tail(announce.stderr)}`
+  if (code !== 0 || !seen || seen.kind !== 'announcement' || seen.service !== 'matrix' || seen.timestamp !== 1700000000000) {
+    return `watch: exit ${code}, saw ${JSON.stringify(seen)} ${tail(stderr)}`
+  }
+  return null
+}
+
 /** Help, a decode and a usage error; below engines.node, the "needs Node" message instead. */
-async function checkCli(node, { belowFloor, parser }) {
+async function checkCli(node, { belowFloor, parser, port }) {
   const help = await run(node, [CLI, '--help'])
   const needs = /needs Node (\d+\.\d+) or later/.exec(help.stderr)
   if (needs) {
@@ -235,16 +270,18 @@ async function checkCli(node, { belowFloor, parser }) {
   if (misuse.code !== 2 || !/Unknown option '--bogus'/.test(misuse.stderr)) {
     failures.push(`decode --bogus: exit ${misuse.code} ${tail(misuse.stderr)}`)
   }
+  const watched = await watchAnAnnouncement(node, port)
+  if (watched) failures.push(watched)
   const how = parser === undefined ? '' : parser ? ' (util.parseArgs)' : ' (own parser)'
   return failures.length ? { ok: false, cell: 'FAIL', detail: failures.join('\n') } : { ok: true, cell: `ok${how}` }
 }
 
-async function checkVersion(node, version, port, floor) {
+async function checkVersion(node, version, index, floor) {
   const belowFloor = floor !== null && compareVersions(version, floor) < 0
   const load = await checkLoad(node)
-  const handover = await checkHandover(node, port)
+  const handover = await checkHandover(node, BASE_PORT + index)
   const esm = await checkEsm(node)
-  const cli = await checkCli(node, { belowFloor, parser: load.parseArgs })
+  const cli = await checkCli(node, { belowFloor, parser: load.parseArgs, port: CLI_BASE_PORT + 2 * index })
   // Below the floor only the CLI's message counts.
   const ok = belowFloor ? cli.ok : load.ok && handover.ok && esm.ok && cli.ok
   return { version, belowFloor, napi: load.napi, load, handover, esm, cli, ok }
@@ -294,14 +331,14 @@ async function main() {
     ? flags.versions.split(',').map((v) => v.trim().replace(/^v/, '')).filter(Boolean)
     : [...(floor ? [floor] : []), ...LINES]
   const versions = [...new Set(resolveVersions(requested))]
-  if (versions.length > 50) throw new Error('too many versions for the port range')
+  if (versions.length > MAX_VERSIONS) throw new Error(`at most ${MAX_VERSIONS} versions at once`)
 
   const started = Date.now()
   const rows = []
   for (const [index, version] of versions.entries()) {
     const node = ensureNode(version)
     process.stderr.write(`node-matrix: Node ${version}…\n`)
-    rows.push(await checkVersion(node, version, BASE_PORT + index, floor))
+    rows.push(await checkVersion(node, version, index, floor))
   }
 
   process.stdout.write(`\nengines.node: ${range || '(not set)'}\n\n${table(rows)}\n`)
