@@ -320,7 +320,9 @@ function parseFlags(argv) {
 async function main() {
   const flags = parseFlags(process.argv.slice(2))
   if (flags.help) {
-    process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 24).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
+    const header = fs.readFileSync(__filename, 'utf8').split('\n').slice(1)
+    const comment = header.slice(0, header.findIndex((line) => !line.startsWith('//')))
+    process.stdout.write(comment.map((line) => line.replace(/^\/\/ ?/, '')).join('\n') + '\n')
     return 0
   }
   if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error('node-matrix runs on linux-x64 only')
