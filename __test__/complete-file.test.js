@@ -2,14 +2,13 @@
 // Where the handover-complete file lands (SPEC §5.4), on a real file system:
 // each case runs a child in private mount and network namespaces where /tmp
 // is an empty tmpfs, so the real /tmp/balena and /tmp/resin are never
-// touched. Root only.
+// touched. As root, or inside a user namespace (test-support/isolated.js).
 
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
-const { namespacesAvailable, SETUP } = require('../test-support/isolated')
+const { SETUP, unshareArgs, isolationProblem, describeUnless } = require('../test-support/isolated')
 
 const ROOT = path.join(__dirname, '..')
-const describeIfRoot = namespacesAvailable() ? describe : describe.skip
 
 // The repository may live under /tmp: bind it to /mnt before /tmp is hidden.
 const CHILD = `
@@ -28,8 +27,9 @@ const CHILD = `
 `
 
 function handOverWith({ makeDirs, env = {} }) {
-  const script = `mount --bind "$REPO" /mnt && mount -t tmpfs tmpfs /tmp && ${SETUP.replace(' && exec "$0" "$@"', '')} && exec "$0" "$@"`
-  const result = spawnSync('unshare', ['-m', '-n', 'sh', '-c', script, process.execPath, '-e', CHILD], {
+  const script = `mount --rbind "$REPO" /mnt && mount -t tmpfs tmpfs /tmp && ${SETUP.replace(' && exec "$0" "$@"', '')} && exec "$0" "$@"`
+  const args = [...unshareArgs('--mount', '--net'), 'sh', '-c', script, process.execPath, '-e', CHILD]
+  const result = spawnSync('unshare', args, {
     env: { ...process.env, ...env, REPO: ROOT, MAKE_DIRS: JSON.stringify(makeDirs) },
     encoding: 'utf8',
     timeout: 15_000,
@@ -38,7 +38,7 @@ function handOverWith({ makeDirs, env = {} }) {
   return JSON.parse(result.stdout.trim().split('\n').pop())
 }
 
-describeIfRoot('the handover-complete file (private /tmp)', () => {
+describeUnless(isolationProblem('net', 'mount'), 'the handover-complete file (private /tmp)', () => {
   test('defaults to /tmp/balena/handover-complete', () => {
     const { report, files } = handOverWith({ makeDirs: ['/tmp/balena', '/tmp/resin'] })
     expect(report.completeFile).toBe('/tmp/balena/handover-complete')
