@@ -117,4 +117,4 @@ describeScenario('scenario: api and worker of one app on a docker bridge network
     await expectUntouched(worker, folders['worker-old'])
     await expectUntouched(apiNew, folders['api-new'])
   }, 60_000)
-})
+}, ['mount']) // the original's private /tmp

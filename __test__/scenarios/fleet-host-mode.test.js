@@ -81,4 +81,4 @@ describeScenario('scenario: a fleet of two devices on one LAN, host network mode
     const callback = await b.callbackRan()
     expect(callback.shuttingDown).toBe(true)
   }, 60_000)
-})
+}, ['mount']) // the original's private /tmp

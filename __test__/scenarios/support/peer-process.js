@@ -109,13 +109,17 @@ class PacketSender extends LineProcess {
 function privateTmp(folder) {
   fs.mkdirSync(path.join(folder, 'balena'), { recursive: true })
   // The repository may itself live under /tmp (CI clones anywhere): keep it
-  // reachable at its own path on top of the private /tmp.
+  // reachable at its own path on top of the private /tmp. (--rbind: a
+  // mount namespace made by a user namespace may not bind a folder alone
+  // when mounts lie below it.) Run by Topology.spawn, as root of the
+  // namespaces, so this works without root too.
   const script =
-    'mount --bind "$1" /mnt && mount --bind "$0" /tmp && mkdir -p "$1" && mount --bind /mnt "$1" && shift && exec "$@"'
+    'mount --rbind "$1" /mnt && mount --bind "$0" /tmp && mkdir -p "$1" && mount --rbind /mnt "$1" && ' +
+    'shift && exec "$@"'
   return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, folder, REPOSITORY]
 }
 
-/** Wraps child.js so its CLOCK_BOOTTIME runs `seconds` ahead (a time namespace). */
+/** Wraps child.js so its CLOCK_BOOTTIME runs `seconds` ahead (a time namespace; also without root, see above). */
 function bootClockAhead(seconds) {
   return ['unshare', '--time', '--boottime', String(seconds)]
 }

@@ -1,18 +1,20 @@
 'use strict'
-// Scenario tests build network namespaces, which needs root: without it
-// they are reported as skipped, with the reason, instead of failing.
+// Scenario tests build network topologies (test-support/netns.js): as
+// root, or as any user where the kernel allows user namespaces. Where they
+// cannot be built, the suite is reported as skipped, with the reason and
+// how to allow it, instead of failing.
 
-const { topologiesAvailable } = require('../../../test-support/netns')
+const { topologyProblem } = require('../../../test-support/netns')
+const { describeUnless, isolationProblem } = require('../../../test-support/isolated')
 
-const AVAILABLE = topologiesAvailable()
-const REASON = 'skipped: scenario tests need root to create private network namespaces (ip netns)'
-
-/** `describe` when namespaces can be made; otherwise one skipped test that says why. */
-function describeScenario(title, body) {
-  if (AVAILABLE) return describe(title, body)
-  // Jest lists no names of a file whose tests are all skipped: say it here.
-  console.warn(`${title}: ${REASON}`)
-  return describe(title, () => test.skip(REASON, () => {}))
+/**
+ * `describe` when topologies can be made, and the namespaces of `needs`
+ * too ('mount' for a private /tmp, 'time' for a time namespace; see
+ * isolated.js); otherwise one skipped test that says why.
+ */
+function describeScenario(title, body, needs = []) {
+  const problem = topologyProblem() || (needs.length > 0 ? isolationProblem(...needs) : null)
+  return describeUnless(problem, title, body)
 }
 
 module.exports = { describeScenario }
