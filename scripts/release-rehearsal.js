@@ -300,7 +300,9 @@ function checkManifests(platform, version, registry, dir, platforms) {
   for (const served of [main, own]) if (served.version !== version) problems.push(`${served.name} is ${served.version}`)
 
   // What the tarballs held, as unpacked by npm.
-  const installedOwn = listFiles(path.join(dir, 'node_modules', own.name))
+  const ownDir = path.join(dir, 'node_modules', own.name)
+  if (!fs.existsSync(ownDir)) return `FAIL: ${[...problems, `${own.name} not installed`].join('; ')}`
+  const installedOwn = listFiles(ownDir)
   if (installedOwn.join() !== ['README.md', binary, 'package.json'].sort().join()) problems.push(`${own.name} holds ${installedOwn.join(', ')}`)
   const installedMain = listFiles(path.join(dir, 'node_modules', 'handover-native'))
   const installedAlias = listFiles(path.join(dir, 'node_modules', 'handover-lib'))

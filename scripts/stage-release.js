@@ -110,7 +110,6 @@ function stagePlatform(platform, artifacts, out) {
   fs.mkdirSync(to, { recursive: true })
   // Only the package's own text files: a stray binary in the checkout must not ship.
   for (const file of ['package.json', 'README.md']) fs.copyFileSync(path.join(from, file), path.join(to, file))
-  checkPlatformManifest(platform, readJson(path.join(to, 'package.json')))
   const binary = `handover.${platform}.node`
   fs.copyFileSync(path.join(artifacts, binary), path.join(to, binary))
 }
@@ -127,6 +126,8 @@ function stage(flags) {
   if (unknown.length) fail(`not in napi.targets: ${unknown.join(', ')}`)
   const missing = platforms.filter((p) => !fs.existsSync(path.join(artifacts, `handover.${p}.node`)))
   if (missing.length) fail(`no binary in ${artifacts} for: ${missing.join(', ')} (npm run cross builds them)`)
+  // Before anything is written: a bad manifest leaves no half-staged folder.
+  for (const platform of platforms) checkPlatformManifest(platform, readJson(path.join(ROOT, 'npm', platform, 'package.json')))
 
   fs.mkdirSync(out, { recursive: true })
   for (const file of packedFiles()) {
