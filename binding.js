@@ -1,6 +1,8 @@
 'use strict'
 // Loads the native addon. Tried in order: an explicit path
-// (NAPI_RS_NATIVE_LIBRARY_PATH), a build in this folder (a git checkout),
+// (HANDOVER_NATIVE_LIBRARY_PATH: our own name, since napi-rs's generic
+// NAPI_RS_NATIVE_LIBRARY_PATH is read by every napi-rs addon in the process,
+// Jest's module resolver among them), a build in this folder (a git checkout),
 // then the prebuilt per-platform package. glibc and musl builds are told
 // apart by trying to load them, which costs nothing when the first one
 // fits (the generic napi-rs loader reads /usr/bin/ldd on every require).
@@ -20,8 +22,8 @@ const TARGETS = {
 const PACKAGE = 'handover-native'
 
 function candidates() {
-  const explicit = process.env.NAPI_RS_NATIVE_LIBRARY_PATH
-  if (explicit) return [{ request: explicit, what: 'NAPI_RS_NATIVE_LIBRARY_PATH' }]
+  const explicit = process.env.HANDOVER_NATIVE_LIBRARY_PATH
+  if (explicit) return [{ request: explicit, what: 'HANDOVER_NATIVE_LIBRARY_PATH' }]
   const builds = TARGETS[`${process.platform}-${process.arch}`] || []
   const list = []
   for (const build of builds) {
@@ -100,16 +102,16 @@ function noBinaryError(attempts) {
   const isSupported = supported.includes(platform)
   const expected = `${PACKAGE}-${platform}`
   const brokenOnes = attempts.filter((attempt) => !notFound(attempt))
-  const explicit = process.env.NAPI_RS_NATIVE_LIBRARY_PATH
+  const explicit = process.env.HANDOVER_NATIVE_LIBRARY_PATH
   const lines = []
 
   if (explicit) {
     lines.push(
-      `handover-native: could not load the native binary NAPI_RS_NATIVE_LIBRARY_PATH points at (${explicit}).`,
+      `handover-native: could not load the native binary HANDOVER_NATIVE_LIBRARY_PATH points at (${explicit}).`,
       `Platform: ${platform} (Node ${process.version}).`,
       'Tried:',
       ...attempts.map(describeAttempt),
-      'What to do: point NAPI_RS_NATIVE_LIBRARY_PATH at a handover .node file built for this platform, or unset it',
+      'What to do: point HANDOVER_NATIVE_LIBRARY_PATH at a handover .node file built for this platform, or unset it',
       `to use the prebuilt package ${expected}.`,
     )
   } else if (!isSupported) {
@@ -119,7 +121,7 @@ function noBinaryError(attempts) {
       `There is no prebuilt package ${expected}.`,
       `Supported platforms: ${supported.join(', ')}.`,
       'What to do: run the service on one of those, or build the addon from a git checkout of handover-native',
-      'with `npm run build` (needs Rust, https://rustup.rs), then set NAPI_RS_NATIVE_LIBRARY_PATH to the .node file.',
+      'with `npm run build` (needs Rust, https://rustup.rs), then set HANDOVER_NATIVE_LIBRARY_PATH to the .node file.',
     )
     if (attempts.length > 0) lines.push('Tried:', ...attempts.map(describeAttempt))
   } else {

@@ -41,7 +41,7 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }))
 function cleanEnv(extra = {}) {
   const env = { ...process.env, ...extra }
   delete env.NODE_PATH
-  if (!('NAPI_RS_NATIVE_LIBRARY_PATH' in extra)) delete env.NAPI_RS_NATIVE_LIBRARY_PATH
+  if (!('HANDOVER_NATIVE_LIBRARY_PATH' in extra)) delete env.HANDOVER_NATIVE_LIBRARY_PATH
   return env
 }
 
@@ -120,11 +120,11 @@ test('an unsupported platform says so and lists the supported ones', () => {
   expect(failure.message).toContain(`Supported platforms: ${SUPPORTED.join(', ')}.`)
 })
 
-test('NAPI_RS_NATIVE_LIBRARY_PATH that does not load is named', () => {
+test('HANDOVER_NATIVE_LIBRARY_PATH that does not load is named', () => {
   const bogus = path.join(dir, 'nothing-here.node')
-  const failure = loadFailure({ env: { NAPI_RS_NATIVE_LIBRARY_PATH: bogus } })
+  const failure = loadFailure({ env: { HANDOVER_NATIVE_LIBRARY_PATH: bogus } })
   expect(failure.code).toBe('ERR_HANDOVER_NO_BINARY')
-  expect(failure.message).toContain(`NAPI_RS_NATIVE_LIBRARY_PATH points at (${bogus})`)
+  expect(failure.message).toContain(`HANDOVER_NATIVE_LIBRARY_PATH points at (${bogus})`)
   expect(failure.attempts).toEqual([expect.objectContaining({ request: bogus, found: false })])
 })
 
