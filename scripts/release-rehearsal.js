@@ -195,7 +195,7 @@ function npmEnvironment(registry, work) {
   // registry, cache or userconfig), nor a binding path that would make the
   // loader skip the installed package.
   for (const [name, value] of Object.entries(process.env)) {
-    if (!/^npm_/i.test(name) && !['NAPI_RS_NATIVE_LIBRARY_PATH', 'NODE_PATH', 'NODE_OPTIONS'].includes(name)) env[name] = value
+    if (!/^npm_/i.test(name) && !['HANDOVER_NATIVE_LIBRARY_PATH', 'NAPI_RS_NATIVE_LIBRARY_PATH', 'NODE_PATH', 'NODE_OPTIONS'].includes(name)) env[name] = value
   }
   return {
     ...env,
