@@ -77,6 +77,7 @@ describeScenario('scenario: a fleet of two devices on one LAN, host network mode
     const b = await original('devB', 'B (original)', t0)
     const aNew = await original('devA', 'A-new (original)', Date.now())
     await b.listen()
+    await b.joined()
     await aNew.broadcast()
     const callback = await b.callbackRan()
     expect(callback.shuttingDown).toBe(true)

@@ -43,8 +43,25 @@ class PeerProcess extends LineProcess {
     const child = topology.spawn(role, args[0], args.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
     const peer = new PeerProcess(label, child)
     peer.startedAt = line.startedAt
-    await peer.next('ready', { timeoutMs: STARTUP_MS })
+    peer.pid = (await peer.next('ready', { timeoutMs: STARTUP_MS })).pid
     return peer
+  }
+
+  /**
+   * Waits until the multicast group is joined in this peer's network
+   * namespace (its /proc/net/igmp lists it). The original reports
+   * 'listening' before its socket is bound and has joined: an announcement
+   * sent in between is lost, and its next one comes 10 s later.
+   */
+  async joined(group = '239.192.16.16') {
+    const octets = group.split('.').map(Number)
+    const hex = (bytes) => bytes.map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join('')
+    // The kernel prints the group as a 32-bit number in host byte order.
+    const forms = [hex([...octets].reverse()), hex(octets)]
+    await eventually(() => {
+      const table = fs.readFileSync(`/proc/${this.pid}/net/igmp`, 'utf8')
+      return forms.some((form) => table.includes(form))
+    }, `${this.label} joining ${group}`)
   }
 
   async listen() {
