@@ -35,7 +35,9 @@ function cargoEnv(target) {
 /** Builds one target with cargo-zigbuild (cargo and rust-lld for Windows) and copies it to artifacts/. */
 async function build(target) {
   toolchain.ensureRustTargets([target.rustTarget])
-  let command = ['cargo', 'zigbuild', '--release', '--target', target.buildTarget]
+  // zig links the Unix targets and makes the Windows import libraries.
+  const zigbuild = toolchain.ensureZig()
+  let command
   let env = cargoEnv(target)
   if (target.format.kind === 'pe') {
     const { prepareWindowsMsvc } = require('./cross/windows-msvc')
@@ -43,7 +45,7 @@ async function build(target) {
     command = ['cargo', 'build', '--release', '--target', target.rustTarget]
     env = { ...env, ...prepared.env }
   } else {
-    toolchain.ensureZig()
+    command = [zigbuild, 'zigbuild', '--release', '--target', target.buildTarget]
   }
   process.stderr.write(`building ${target.platform}: ${command.join(' ')}\n`)
   toolchain.run(command[0], command.slice(1), { cwd: toolchain.ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] })

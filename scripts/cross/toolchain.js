@@ -44,12 +44,20 @@ function llvmTools() {
   return bin
 }
 
+/** pip's script folder: where cargo-zigbuild lands, whether or not it is on PATH. */
+function zigbuildPath() {
+  const scripts = run('python3', ['-c', "import sysconfig; print(sysconfig.get_path('scripts'))"]).trim()
+  const installed = path.join(scripts, 'cargo-zigbuild')
+  return fs.existsSync(installed) ? installed : 'cargo-zigbuild'
+}
+
+/** Returns the cargo-zigbuild command, installing it and zig from PyPI when missing. */
 function ensureZig() {
-  if (succeeds('cargo-zigbuild', ['--version']) && succeeds('python3', ['-m', 'ziglang', 'version'])) return
+  if (succeeds(zigbuildPath(), ['--version']) && succeeds('python3', ['-m', 'ziglang', 'version'])) return zigbuildPath()
   run('python3', ['-m', 'pip', 'install', '--quiet', ...PYPI], { stdio: 'inherit' })
-  if (!succeeds('cargo-zigbuild', ['--version'])) {
-    throw new Error('cargo-zigbuild was installed by pip but is not on PATH (add pip\'s script folder to PATH)')
-  }
+  const command = zigbuildPath()
+  if (!succeeds(command, ['--version'])) throw new Error(`cargo-zigbuild was installed by pip but does not run (${command})`)
+  return command
 }
 
 const installedDeb = (name) => /install ok installed/.test(spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' }).stdout || '')
