@@ -19,6 +19,8 @@ const path = require('node:path')
 
 const SETUP = 'ip link set lo up && ip route add 224.0.0.0/4 dev lo && exec "$0" "$@"'
 const REPOSITORY = path.join(__dirname, '..')
+/** Why root may still be refused namespaces. */
+const CONTAINER_HINT = 'in a container this needs CAP_SYS_ADMIN and CAP_NET_ADMIN'
 
 /**
  * True when namespaces are made inside a user namespace: when not root, or
@@ -142,8 +144,7 @@ function isolationProblem(...kinds) {
     if (userProblem) return `skipped: ${needs}. ${userProblem}`
   } else if (kinds.includes('net') || kinds.includes('mount')) {
     // Root, yet no namespace: a container without CAP_SYS_ADMIN, most likely.
-    const error = failures[0].error
-    return `skipped: ${needs}, which failed even as root (${error}); in a container this needs CAP_SYS_ADMIN`
+    return `skipped: ${needs}, which failed even as root (${failures[0].error}); ${CONTAINER_HINT}`
   }
   return `skipped: ${needs}: ${failures.map((f) => f.error).join('; ')}`
 }
@@ -169,4 +170,5 @@ module.exports = {
   isolationProblem,
   userNamespaceProblem,
   describeUnless,
+  CONTAINER_HINT,
 }

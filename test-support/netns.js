@@ -20,7 +20,7 @@
 
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
-const { usesUserNamespace, userNamespaceProblem } = require('./isolated')
+const { usesUserNamespace, userNamespaceProblem, CONTAINER_HINT } = require('./isolated')
 
 /** Namespace names (labels: nothing on the host carries them) start with this. */
 const PREFIX = 'hoscn'
@@ -313,6 +313,8 @@ function topologyProblem() {
       verdict = `${needs}; missing ${missing.join(', ')} (install util-linux and iproute2)`
     } else if (usesUserNamespace() && userNamespaceProblem()) {
       verdict = `${needs}. ${userNamespaceProblem()}`
+    } else if (!usesUserNamespace()) {
+      verdict = `${needs}, which failed even as root (${error.message.split('\n')[0]}); ${CONTAINER_HINT}`
     } else {
       verdict = `${needs}, which failed here: ${error.message.split('\n')[0]}`
     }
