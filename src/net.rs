@@ -10,6 +10,11 @@
 //!   syscall for up to `BATCH` packets; elsewhere one `recvfrom` each), and
 //!   under a flood lets packets pile up for a millisecond between batches
 //!   instead of waking for each one.
+//! - Every datagram is received whole, up to the 65,507 bytes UDP over IPv4
+//!   can carry, so that extension fields added later never make a packet
+//!   look malformed. The first `SLOT` bytes of each land in a small dense
+//!   buffer (all that today's messages need); only longer packets touch more
+//!   memory, and they are copied whole once.
 //! - Options that only sharpen or speed things up (`IP_MULTICAST_ALL` off, a
 //!   larger receive buffer) degrade when the OS refuses them: the listen goes
 //!   on and the refusal is recorded in `OptionalOption` flags for `stats()`.
@@ -37,9 +42,12 @@ const FLOOD_PAUSE: Duration = Duration::from_millis(1);
 /// Room for what piles up during a `FLOOD_PAUSE` (the kernel caps it at
 /// `net.core.rmem_max`).
 const RECEIVE_BUFFER: usize = 1 << 20;
-/// Bytes kept of each packet: more than our largest message; the rest of a
-/// longer packet is cut off, which no decoder needs.
-pub const SLOT: usize = 256;
+/// The largest UDP payload over IPv4: 65,535 bytes minus the IPv4 (20) and
+/// UDP (8) headers. No datagram is cut short.
+pub const MAX_DATAGRAM: usize = 65_507;
+/// Bytes of each packet received into the dense slots: more than our
+/// largest message, so the usual packet never touches any other memory.
+const SLOT: usize = 256;
 
 /// The interface multicast is joined and sent on, and how it was chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,10 +275,70 @@ impl LazySender {
     }
 }
 
-/// Where one packet was received from, and its bytes (cut to `SLOT`).
+/// Where one packet was received from, and all of its bytes.
 pub struct Packet<'a> {
     pub from: SocketAddrV4,
     pub bytes: &'a [u8],
+}
+
+/// The packets of one receive call: each packet's first `SLOT` bytes in a
+/// dense slot, and every packet longer than that copied whole into `long`.
+struct Batch {
+    slots: Box<[[u8; SLOT]; BATCH]>,
+    lengths: [usize; BATCH],
+    sources: [SocketAddrV4; BATCH],
+    /// Where packet `i` starts in `long`, when `lengths[i] > SLOT`.
+    long_at: [usize; BATCH],
+    /// Packets longer than a slot, whole, one after another.
+    long: Vec<u8>,
+    count: usize,
+}
+
+/// Capacity `long` keeps between batches; a batch of long packets may grow it
+/// further, and the next batch gives the excess back.
+const LONG_KEPT: usize = 64 * 1024;
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            slots: Box::new([[0; SLOT]; BATCH]),
+            lengths: [0; BATCH],
+            sources: [SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0); BATCH],
+            long_at: [0; BATCH],
+            long: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Empties the batch before a receive call.
+    fn clear(&mut self) {
+        self.count = 0;
+        self.long.clear();
+        self.long.shrink_to(LONG_KEPT);
+    }
+
+    /// Records packet `i` as long: its head is in slot `i`, then `tail`.
+    fn keep_long(&mut self, i: usize, tail: &[u8]) {
+        self.long_at[i] = self.long.len();
+        self.long.extend_from_slice(&self.slots[i]);
+        self.long.extend_from_slice(tail);
+    }
+
+    fn bytes(&self, i: usize) -> &[u8] {
+        let length = self.lengths[i];
+        if length <= SLOT {
+            &self.slots[i][..length]
+        } else {
+            &self.long[self.long_at[i]..self.long_at[i] + length]
+        }
+    }
+
+    fn packets(&self) -> impl Iterator<Item = Packet<'_>> {
+        (0..self.count).map(move |i| Packet {
+            from: self.sources[i],
+            bytes: self.bytes(i),
+        })
+    }
 }
 
 /// A listening socket registered with tokio, plus reusable receive buffers.
@@ -279,10 +347,9 @@ pub struct Receiver {
     socket: Option<Registered>,
     /// The socket while it is out of the reactor.
     paused: Option<UdpSocket>,
-    buffers: Box<[[u8; SLOT]; BATCH]>,
-    lengths: [usize; BATCH],
-    sources: [SocketAddrV4; BATCH],
-    count: usize,
+    batch: Batch,
+    /// Room for the part of a packet that does not fit its slot.
+    spill: Spill,
     load: Load,
     /// The last batch emptied the socket.
     drained: bool,
@@ -294,10 +361,8 @@ impl Receiver {
         Ok(Receiver {
             socket: Some(register(socket)?),
             paused: None,
-            buffers: Box::new([[0; SLOT]; BATCH]),
-            lengths: [0; BATCH],
-            sources: [SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0); BATCH],
-            count: 0,
+            batch: Batch::new(),
+            spill: Spill::new(),
             load: Load::new(Instant::now()),
             drained: false,
         })
@@ -321,28 +386,16 @@ impl Receiver {
         if let Some(socket) = self.paused.take() {
             self.socket = Some(register(socket)?);
         }
-        let Receiver {
-            socket,
-            buffers,
-            lengths,
-            sources,
-            count,
-            load,
-            drained,
-            ..
-        } = self;
-        let socket = socket
+        let socket = self
+            .socket
             .as_ref()
             .ok_or_else(|| io::Error::other("the listening socket was lost"))?;
-        let n = read_batch(socket, buffers, lengths, sources).await?;
-        *drained = n < BATCH;
-        *count = n;
-        load.record(n, Instant::now());
-        let (buffers, lengths, sources) = (&**buffers, &*lengths, &*sources);
-        Ok((0..*count).map(move |i| Packet {
-            from: sources[i],
-            bytes: &buffers[i][..lengths[i].min(SLOT)],
-        }))
+        self.batch.clear();
+        let n = read_batch(socket, &mut self.batch, &mut self.spill).await?;
+        self.batch.count = n;
+        self.drained = n < BATCH;
+        self.load.record(n, Instant::now());
+        Ok(self.batch.packets())
     }
 }
 
@@ -376,15 +429,10 @@ fn unregister(socket: Registered) -> io::Result<UdpSocket> {
 
 /// Waits until the socket is readable and takes what it holds, up to `BATCH`.
 #[cfg(unix)]
-async fn read_batch(
-    socket: &Registered,
-    buffers: &mut [[u8; SLOT]; BATCH],
-    lengths: &mut [usize; BATCH],
-    sources: &mut [SocketAddrV4; BATCH],
-) -> io::Result<usize> {
+async fn read_batch(socket: &Registered, batch: &mut Batch, spill: &mut Spill) -> io::Result<usize> {
     loop {
         let mut guard = socket.readable().await?;
-        match guard.try_io(|fd| recv_batch(fd.get_ref(), buffers, lengths, sources)) {
+        match guard.try_io(|fd| recv_batch(fd.get_ref(), batch, spill)) {
             Ok(Ok(n)) => {
                 if n < BATCH {
                     // The socket is empty: wait for the next packet instead of asking again.
@@ -400,17 +448,12 @@ async fn read_batch(
 }
 
 #[cfg(not(unix))]
-async fn read_batch(
-    socket: &Registered,
-    buffers: &mut [[u8; SLOT]; BATCH],
-    lengths: &mut [usize; BATCH],
-    sources: &mut [SocketAddrV4; BATCH],
-) -> io::Result<usize> {
+async fn read_batch(socket: &Registered, batch: &mut Batch, spill: &mut Spill) -> io::Result<usize> {
     loop {
         socket.readable().await?;
         // `try_io` clears readiness when the closure would block.
         match socket.try_io(tokio::io::Interest::READABLE, || {
-            recv_each(|buffer| socket.try_recv_from(buffer), buffers, lengths, sources)
+            recv_each(|buffer| socket.try_recv_from(buffer), batch, spill)
         }) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -456,29 +499,52 @@ impl Load {
     }
 }
 
-/// One `recvmmsg` for up to `BATCH` packets.
+/// Where the part of each packet beyond its slot lands during one
+/// `recvmmsg`: a region of `TAIL` bytes per packet of the batch. About
+/// 4 MiB of address space, never written before use: only the pages long
+/// packets reach become resident.
 #[cfg(target_os = "linux")]
-fn recv_batch(
-    socket: &UdpSocket,
-    buffers: &mut [[u8; SLOT]; BATCH],
-    lengths: &mut [usize; BATCH],
-    sources: &mut [SocketAddrV4; BATCH],
-) -> io::Result<usize> {
+struct Spill(Vec<u8>);
+
+/// The most of one packet that does not fit its slot.
+#[cfg(target_os = "linux")]
+const TAIL: usize = MAX_DATAGRAM - SLOT;
+
+#[cfg(target_os = "linux")]
+impl Spill {
+    fn new() -> Self {
+        Spill(Vec::with_capacity(BATCH * TAIL))
+    }
+}
+
+/// One `recvmmsg` for up to `BATCH` packets, each received whole: its first
+/// `SLOT` bytes into its slot, the rest (if any) into its region of `spill`.
+#[cfg(target_os = "linux")]
+fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
+    debug_assert!(spill.0.capacity() >= BATCH * TAIL);
+    let tails = spill.0.as_mut_ptr();
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut names: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
-    let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut iovecs: [[libc::iovec; 2]; BATCH] = unsafe { std::mem::zeroed() };
     let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
     for i in 0..BATCH {
-        iovecs[i] = libc::iovec {
-            iov_base: buffers[i].as_mut_ptr().cast(),
-            iov_len: SLOT,
-        };
+        iovecs[i] = [
+            libc::iovec {
+                iov_base: batch.slots[i].as_mut_ptr().cast(),
+                iov_len: SLOT,
+            },
+            libc::iovec {
+                // SAFETY: region `i` lies within the spill's capacity (asserted above).
+                iov_base: unsafe { tails.add(i * TAIL) }.cast(),
+                iov_len: TAIL,
+            },
+        ];
         let header = &mut headers[i].msg_hdr;
         header.msg_name = (&mut names[i] as *mut libc::sockaddr_in).cast();
         header.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        header.msg_iov = &mut iovecs[i];
-        header.msg_iovlen = 1;
+        header.msg_iov = iovecs[i].as_mut_ptr();
+        header.msg_iovlen = 2;
     }
     // SAFETY: every header points into buffers and arrays that outlive the call.
     // The flags are `c_int` on glibc and `c_uint` on musl, hence the cast.
@@ -496,9 +562,17 @@ fn recv_batch(
     }
     let n = n as usize;
     for i in 0..n {
-        lengths[i] = headers[i].msg_len as usize;
+        // Without MSG_TRUNC in the call's flags, `msg_len` counts the bytes
+        // received, so it never exceeds SLOT + TAIL.
+        let length = headers[i].msg_len as usize;
+        batch.lengths[i] = length;
+        if length > SLOT {
+            // SAFETY: the kernel wrote `length - SLOT` bytes into region `i`.
+            let tail = unsafe { std::slice::from_raw_parts(tails.add(i * TAIL), length - SLOT) };
+            batch.keep_long(i, tail);
+        }
         let name = &names[i];
-        sources[i] = SocketAddrV4::new(
+        batch.sources[i] = SocketAddrV4::new(
             Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)),
             u16::from_be(name.sin_port),
         );
@@ -506,48 +580,61 @@ fn recv_batch(
     Ok(n)
 }
 
+/// Where each packet is received before it is sorted into the batch (one
+/// `recvfrom` at a time): room for the largest datagram.
+#[cfg(any(not(target_os = "linux"), test))]
+struct PortableSpill(Box<[u8]>);
+
+#[cfg(any(not(target_os = "linux"), test))]
+impl PortableSpill {
+    fn new() -> Self {
+        PortableSpill(vec![0; MAX_DATAGRAM].into_boxed_slice())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+type Spill = PortableSpill;
+
 /// The portable batch: one `recvfrom` per packet.
 #[cfg(all(unix, not(target_os = "linux")))]
-fn recv_batch(
-    socket: &UdpSocket,
-    buffers: &mut [[u8; SLOT]; BATCH],
-    lengths: &mut [usize; BATCH],
-    sources: &mut [SocketAddrV4; BATCH],
-) -> io::Result<usize> {
-    recv_each(|buffer| socket.recv_from(buffer), buffers, lengths, sources)
+fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill) -> io::Result<usize> {
+    recv_each(|buffer| socket.recv_from(buffer), batch, spill)
 }
 
 /// Receives packets one call each until the socket is empty or the batch
-/// full; `WouldBlock` only when not one packet was there.
-#[cfg(not(target_os = "linux"))]
+/// full; `WouldBlock` only when not one packet was there. Each packet is
+/// received whole into `spill`, then a short one is copied into its slot
+/// and a long one into `batch.long`.
+#[cfg(any(not(target_os = "linux"), test))]
 fn recv_each(
     mut recv_from: impl FnMut(&mut [u8]) -> io::Result<(usize, SocketAddr)>,
-    buffers: &mut [[u8; SLOT]; BATCH],
-    lengths: &mut [usize; BATCH],
-    sources: &mut [SocketAddrV4; BATCH],
+    batch: &mut Batch,
+    spill: &mut PortableSpill,
 ) -> io::Result<usize> {
     let mut n = 0;
     while n < BATCH {
-        match recv_from(&mut buffers[n]) {
-            Ok((length, from)) => {
-                lengths[n] = length;
-                sources[n] = match from {
-                    SocketAddr::V4(from) => from,
-                    SocketAddr::V6(_) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-                };
-                n += 1;
-            }
+        let (length, from) = match recv_from(&mut spill.0) {
+            Ok((length, from)) => (length, Some(from)),
             // Windows reports a datagram longer than the buffer as an error
-            // (WSAEMSGSIZE) after filling the buffer; keep what fitted.
+            // (WSAEMSGSIZE) after filling the buffer. The buffer holds the
+            // largest IPv4 datagram, so this cannot happen; keep what fitted.
             #[cfg(windows)]
-            Err(e) if e.raw_os_error() == Some(10040) => {
-                lengths[n] = SLOT;
-                sources[n] = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
-                n += 1;
-            }
+            Err(e) if e.raw_os_error() == Some(10040) => (spill.0.len(), None),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
             Err(e) => return Err(e),
+        };
+        let length = length.min(spill.0.len());
+        batch.lengths[n] = length;
+        let head = length.min(SLOT);
+        batch.slots[n][..head].copy_from_slice(&spill.0[..head]);
+        if length > SLOT {
+            batch.keep_long(n, &spill.0[SLOT..length]);
         }
+        batch.sources[n] = match from {
+            Some(SocketAddr::V4(from)) => from,
+            _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+        };
+        n += 1;
     }
     Ok(n)
 }
@@ -611,10 +698,76 @@ mod tests {
         while seen.len() < 100 {
             for packet in receiver.next_batch().await.unwrap() {
                 assert!(packet.bytes.iter().all(|&b| b as usize == seen.len()));
-                assert_eq!(packet.bytes.len(), (seen.len() * 3).min(SLOT));
+                assert_eq!(packet.bytes.len(), seen.len() * 3);
                 assert_eq!(*packet.from.ip(), Ipv4Addr::LOCALHOST);
                 seen.push(packet.bytes.len());
             }
         }
+    }
+
+    /// A packet's bytes that say which packet it is at every offset, so that
+    /// a tail received into another packet's room would show.
+    fn numbered(number: u8, length: usize) -> Vec<u8> {
+        (0..length).map(|at| number.wrapping_mul(31).wrapping_add((at % 251) as u8)).collect()
+    }
+
+    #[tokio::test]
+    async fn packets_of_any_length_arrive_whole_several_long_ones_in_one_batch() {
+        let channel = loopback_channel(47_902, Ipv4Addr::new(239, 192, 16, 98));
+        let interface = choose_interface(&channel);
+        let listening = listening_socket(&channel, &interface).unwrap();
+        let mut receiver = Receiver::new(listening.socket).unwrap();
+        let sender = sending_socket(&interface).unwrap();
+        let to = SocketAddrV4::new(channel.target, channel.port);
+        let lengths = [9, SLOT, SLOT + 1, 120, 3_000, MAX_DATAGRAM, 0, 700, 40_000, 1];
+        // Sent before the first read, so that one batch holds several long packets.
+        for (number, &length) in lengths.iter().enumerate() {
+            sender.send_to(&numbered(number as u8, length), to).unwrap();
+        }
+        let mut seen = Vec::new();
+        while seen.len() < lengths.len() {
+            for packet in receiver.next_batch().await.unwrap() {
+                let number = seen.len();
+                assert_eq!(packet.bytes.len(), lengths[number], "packet {number}");
+                assert!(packet.bytes == numbered(number as u8, lengths[number]), "packet {number}");
+                seen.push(number);
+            }
+        }
+        // Short packets afterwards are served from the slots again.
+        sender.send_to(&numbered(7, 9), to).unwrap();
+        let packet_bytes: Vec<Vec<u8>> = receiver.next_batch().await.unwrap().map(|p| p.bytes.to_vec()).collect();
+        assert_eq!(packet_bytes, vec![numbered(7, 9)]);
+    }
+
+    #[test]
+    fn the_portable_path_keeps_packets_whole_too() {
+        let lengths = [0, 9, SLOT, SLOT + 1, MAX_DATAGRAM, 120, 2_000];
+        let mut queue: Vec<Vec<u8>> = lengths
+            .iter()
+            .enumerate()
+            .map(|(number, &length)| numbered(number as u8, length))
+            .rev()
+            .collect();
+        let from = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 7), 4242));
+        let recv_from = |buffer: &mut [u8]| match queue.pop() {
+            Some(packet) => {
+                buffer[..packet.len()].copy_from_slice(&packet);
+                Ok((packet.len(), from))
+            }
+            None => Err(io::Error::from(io::ErrorKind::WouldBlock)),
+        };
+        let mut batch = Batch::new();
+        let mut spill = PortableSpill::new();
+        batch.count = recv_each(recv_from, &mut batch, &mut spill).unwrap();
+        let packets: Vec<Packet<'_>> = batch.packets().collect();
+        assert_eq!(packets.len(), lengths.len());
+        for (number, packet) in packets.iter().enumerate() {
+            assert!(packet.bytes == numbered(number as u8, lengths[number]), "packet {number}");
+            assert_eq!(packet.from, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 7), 4242));
+        }
+        // An empty socket is `WouldBlock`, not an empty batch.
+        batch.clear();
+        let error = recv_each(|_| Err(io::ErrorKind::WouldBlock.into()), &mut batch, &mut spill).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
     }
 }

@@ -470,6 +470,24 @@ mod tests {
     }
 
     #[test]
+    fn a_packet_as_long_as_a_datagram_decodes_with_fields_after_the_unknown_ones() {
+        // Receivers take datagrams of up to 65,507 bytes whole (docs/PROTOCOL.md).
+        let mut packet = encode_announcement(5).to_vec();
+        packet.extend_from_slice(b"HO\x01");
+        while packet.len() + 2 + 255 + 3 + 2 + MAC_LEN <= 65_507 {
+            packet.extend_from_slice(&[0x42, 255]);
+            packet.extend_from_slice(&[0xee; 255]);
+        }
+        packet.extend_from_slice(&[field::SERVICE, 1, b'x']);
+        let signed_len = packet.len();
+        append_mac(&mut packet, &[0x55; MAC_LEN]);
+        assert!(packet.len() > 65_000);
+        let ext = decode_announcement(&packet).unwrap().extension.unwrap();
+        assert_eq!(ext.service, Some(&b"x"[..]));
+        assert_eq!((ext.mac, ext.signed_len), (Some(&[0x55; MAC_LEN]), signed_len));
+    }
+
+    #[test]
     fn bad_field_lengths_are_malformed() {
         let base = |tail: &[u8]| {
             let mut p = encode_announcement(5).to_vec();
