@@ -114,10 +114,20 @@ pub struct CompletePath {
     pub legacy_fallback: bool,
 }
 
+/// The folder a file path is in. A bare name (`done`) is in the current
+/// working directory, as `./done` is; `None` for a root or an empty path.
+pub fn folder_of(path: &Path) -> Option<&Path> {
+    match path.parent()? {
+        parent if parent.as_os_str().is_empty() => path.file_name().map(|_| Path::new(".")),
+        parent => Some(parent),
+    }
+}
+
 impl CompletePath {
     /// The path to write, given which folders exist; `None` when none does.
+    /// A relative path is relative to the working directory at the time of writing.
     pub fn choose(&self, folder_exists: impl Fn(&Path) -> bool) -> Option<PathBuf> {
-        let usable = |p: &Path| p.parent().is_some_and(&folder_exists);
+        let usable = |p: &Path| folder_of(p).is_some_and(&folder_exists);
         if usable(&self.path) {
             return Some(self.path.clone());
         }
@@ -521,6 +531,27 @@ mod tests {
             status_identity("api", &["0.1.2.3".into()]),
             Err(ConfigError::Range(_))
         ));
+    }
+
+    #[test]
+    fn a_bare_relative_complete_path_is_in_the_working_directory() {
+        assert_eq!(folder_of(Path::new("done")), Some(Path::new(".")));
+        assert_eq!(folder_of(Path::new("./done")), Some(Path::new(".")));
+        assert_eq!(folder_of(Path::new("run/done")), Some(Path::new("run")));
+        assert_eq!(folder_of(Path::new("/done")), Some(Path::new("/")));
+        assert_eq!(folder_of(Path::new("/")), None);
+        let bare = CompletePath {
+            path: "done".into(),
+            legacy_fallback: false,
+        };
+        assert_eq!(bare.choose(|p| p == Path::new(".")), Some(PathBuf::from("done")));
+        // Likewise from the environment.
+        let c = PeerConfig::resolve(
+            &Options::default(),
+            &env(&[("BALENA_SERVICE_HANDOVER_COMPLETE_PATH", "done")]),
+        )
+        .unwrap();
+        assert_eq!(c.complete_path.choose(|p| p == Path::new(".")), Some(PathBuf::from("done")));
     }
 
     #[test]
