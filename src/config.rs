@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::auth::Secret;
@@ -96,6 +97,9 @@ pub struct PeerConfig {
     pub complete_path: CompletePath,
     pub callback_timeout: Option<Duration>,
     pub service: Option<String>,
+    /// Set when `BALENA_SERVICE_NAME` was too long for the scope field and
+    /// `service` holds its shortened form; see `service_warning`.
+    pub service_shortened_from: Option<String>,
     pub secret: Option<Secret>,
     pub log_level: Level,
 }
@@ -281,26 +285,71 @@ impl PeerConfig {
                 legacy_fallback: true,
             },
         };
-        let service = source.text(options.service_name.as_deref(), "BALENA_SERVICE_NAME");
-        if let Some(name) = &service {
-            if name.len() > SERVICE_NAME_MAX {
+        // The caller's own option must fit; the environment's value must not
+        // stop a drop-in from starting (the original never reads it).
+        let (service, service_shortened_from) = match options.service_name.as_deref().filter(|v| !v.is_empty()) {
+            Some(name) if name.len() > SERVICE_NAME_MAX => {
                 return Err(ConfigError::Range(format!(
                     "service name '{name}' is {} bytes of UTF-8; at most {SERVICE_NAME_MAX} are allowed",
                     name.len()
-                )));
+                )))
             }
-        }
+            Some(name) => (Some(name.to_string()), None),
+            None => match source.env("BALENA_SERVICE_NAME") {
+                Some(name) if name.len() > SERVICE_NAME_MAX => (Some(shorten_service_name(name)), Some(name.to_string())),
+                name => (name.map(String::from), None),
+            },
+        };
         Ok(PeerConfig {
             channel,
             heartbeat,
             complete_path,
             callback_timeout,
             service,
+            service_shortened_from,
             secret: source
                 .text(options.secret.as_deref(), "HANDOVER_SECRET")
                 .map(Secret::new),
             log_level: source.log_level(options.log_level.as_deref())?,
         })
+    }
+}
+
+/// Bytes of a long name kept in front of its hash.
+const SHORTENED_PREFIX_MAX: usize = SERVICE_NAME_MAX - 1 - 16;
+
+/// A service name that does not fit the 63-byte scope field, made to fit:
+/// as much of its start as fits on a UTF-8 boundary, `~`, then 16 hex digits
+/// of its SHA-256. Every instance of the service derives the same scope, and
+/// two long names that share their first 46 bytes still differ.
+pub fn shorten_service_name(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut end = SHORTENED_PREFIX_MAX.min(name.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}~{hash}", &name[..end])
+}
+
+/// Whether the warning about a shortened `BALENA_SERVICE_NAME` was given:
+/// once per process, however many peers are made.
+static SERVICE_WARNING_GIVEN: AtomicBool = AtomicBool::new(false);
+
+impl PeerConfig {
+    /// The warning to log when `BALENA_SERVICE_NAME` had to be shortened:
+    /// `Some` for the first such peer of the process only.
+    pub fn service_warning(&self) -> Option<String> {
+        let (original, scope) = (self.service_shortened_from.as_ref()?, self.service.as_ref()?);
+        if SERVICE_WARNING_GIVEN.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        Some(format!(
+            "BALENA_SERVICE_NAME is {} bytes of UTF-8, more than the {SERVICE_NAME_MAX} an announcement carries: \
+             scoping announcements to '{scope}' instead (peers of this service derive the same)",
+            original.len()
+        ))
     }
 }
 
@@ -531,6 +580,47 @@ mod tests {
             status_identity("api", &["0.1.2.3".into()]),
             Err(ConfigError::Range(_))
         ));
+    }
+
+    #[test]
+    fn a_long_service_name_from_the_environment_is_shortened_but_an_option_throws() {
+        let long = "billing-reconciliation-worker-for-the-eu-west-region-with-retries"; // 65 bytes
+        assert!(long.len() > SERVICE_NAME_MAX);
+        let c = PeerConfig::resolve(&Options::default(), &env(&[("BALENA_SERVICE_NAME", long)])).unwrap();
+        let scope = c.service.clone().unwrap();
+        assert!(scope.len() <= SERVICE_NAME_MAX, "{scope}");
+        assert!(scope.starts_with(&long[..SHORTENED_PREFIX_MAX]) && scope.contains('~'), "{scope}");
+        assert_eq!(c.service_shortened_from.as_deref(), Some(long));
+        // Deterministic, so the old and the new instance share the scope...
+        assert_eq!(shorten_service_name(long), scope);
+        // ...and names that differ only past the kept prefix still differ.
+        assert_ne!(shorten_service_name(&format!("{long}-2")), scope);
+
+        // The caller's own option is the caller's to fix.
+        let option = Options {
+            service_name: Some(long.into()),
+            ..Default::default()
+        };
+        assert!(matches!(PeerConfig::resolve(&option, &env(&[])), Err(ConfigError::Range(m)) if m.contains("63")));
+
+        // Names that fit are kept as they are, and need no warning.
+        let c = PeerConfig::resolve(&Options::default(), &env(&[("BALENA_SERVICE_NAME", &long[..63])])).unwrap();
+        assert_eq!(c.service.as_deref(), Some(&long[..63]));
+        assert_eq!(c.service_warning(), None);
+    }
+
+    #[test]
+    fn shortening_cuts_on_a_utf8_boundary_and_the_warning_is_given_once() {
+        // 'é' is two bytes: a cut at byte 46 would split one.
+        let name = format!("a{}", "é".repeat(40));
+        let scope = shorten_service_name(&name);
+        assert!(scope.len() <= SERVICE_NAME_MAX);
+        assert_eq!(scope.split('~').next().unwrap(), format!("a{}", "é".repeat(22)));
+
+        let c = PeerConfig::resolve(&Options::default(), &env(&[("BALENA_SERVICE_NAME", &name)])).unwrap();
+        let warning = c.service_warning().unwrap();
+        assert!(warning.contains("81 bytes") && warning.contains(&scope), "{warning}");
+        assert_eq!(c.service_warning(), None, "once per process");
     }
 
     #[test]
