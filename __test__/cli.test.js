@@ -101,12 +101,26 @@ describe('decode', () => {
     expect(stdout).toMatch(/^announcement v1 plain .*2023-11-14T22:13:20\.000Z \(1700000000000 ms\)/)
   })
 
-  test('a malformed packet: its length, reason and a hex preview', async () => {
+  test('a malformed packet: its length, reason and a hex preview, and exit status 1', async () => {
     const { code, stdout } = await run(['decode', '--json', '0900ff'])
-    expect(code).toBe(0)
+    expect(code).toBe(1)
     expect(JSON.parse(stdout)).toMatchObject({ kind: 'malformed', length: 3, preview: '0900ff', reason: expect.stringMatching(/version/) })
     const human = await run(['decode', '0102'])
+    expect(human.code).toBe(1)
     expect(human.stdout).toMatch(/^malformed \(too short.*\) 2 bytes: 0102/)
+    expect((await run(['decode', '00'])).code).toBe(1)
+  })
+
+  test('one invalid packet among valid ones: every packet is described, and the status is 1', async () => {
+    const { code, stdout, stderr } = await run(['decode', '--json', '010000018bcfe56800', '00', '010000018bcfe56800'])
+    expect(code).toBe(1)
+    expect(stderr).toBe('')
+    expect(stdout.trim().split('\n').map((line) => JSON.parse(line).kind)).toEqual(['announcement', 'malformed', 'announcement'])
+  })
+
+  test('its help documents the exit status', async () => {
+    const { stdout } = await run(['decode', '--help'])
+    expect(stdout).toMatch(/Exit status:\n  0 .*\n  1 .*not a valid packet.*\n  2 .*usage/)
   })
 
   test('text that is not hex is a usage error', async () => {

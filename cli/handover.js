@@ -2,7 +2,8 @@
 'use strict'
 // The `handover` command: parse arguments, call the library, print.
 // Exit codes: 0 done, 1 something on the machine got in the way (port in
-// use, send failed), 2 a usage or configuration error the user can fix.
+// use, send failed) or `decode` was given a packet that is not valid, 2 a
+// usage or configuration error the user can fix.
 
 // On a Node older than the package supports, the first `require('node:…')`
 // would fail with a message that names no version: say it plainly instead.
@@ -32,8 +33,8 @@ ${Object.values(COMMANDS)
 Every command takes -h/--help. Flags override the environment variables the
 library reads (SHUTDOWN_PORT, HANDOVER_NETWORK_MODE, NETWORK_INTERFACE, …).
 
-Exit codes: 0 done, 1 failed (port in use, send failed), 2 usage or
-configuration error.
+Exit codes: 0 done, 1 failed (port in use, send failed; for decode: a
+packet that is not valid), 2 usage or configuration error.
 `
 
 function parse(command, args) {
