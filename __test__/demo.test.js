@@ -5,6 +5,7 @@
 
 const { execFile } = require('node:child_process')
 const path = require('node:path')
+const { Router } = require('../examples/router')
 
 const DEMO = path.join(__dirname, '..', 'examples', 'demo.js')
 
@@ -47,4 +48,38 @@ test('the demo hands over from v1 to v2 without failing a request, and exits by 
   ]
   for (const [before, after] of causes) expect([before, at(before) < at(after), after]).toEqual([before, true, after])
   expect(stdout).toMatch(/^\+\d+\.\d{3}s supervisor /m)
+})
+
+test("the demo's router treats DOWN as terminal for an instance: a later UP from it does not bring it back", async () => {
+  const lines = []
+  const router = new Router({
+    service: 'web',
+    servicePort: 1,
+    statusPort: 24660, // never bound: the messages are handed to follow() directly
+    group: '239.192.16.16',
+    timeline: { log: (actor, message) => lines.push(`${actor} ${message}`) },
+    nameOf: (address) => address,
+  })
+  try {
+    const v1 = { serviceName: 'web', timestamp: 1_000n, addresses: ['127.0.0.2'] }
+    router.follow({ ...v1, status: 'UP' })
+    expect(router.backends).toEqual(['127.0.0.2'])
+    router.follow({ ...v1, status: 'DOWN' })
+    expect(router.backends).toEqual([])
+    // v1 keeps its 10 s UP ticker while it drains, as handover-lib does.
+    router.follow({ ...v1, status: 'UP' })
+    expect(router.backends).toEqual([])
+    // Another service is not routed to; a new instance of ours is, even on the same address.
+    router.follow({ serviceName: 'api', timestamp: 1_000n, addresses: ['127.0.0.9'], status: 'UP' })
+    expect(router.backends).toEqual([])
+    router.follow({ ...v1, timestamp: 2_000n, status: 'UP' })
+    expect(router.backends).toEqual(['127.0.0.2'])
+    expect(lines).toEqual([
+      'router 127.0.0.2 is UP: routing to 127.0.0.2:1',
+      'router 127.0.0.2 is DOWN: no longer routing to 127.0.0.2',
+      'router 127.0.0.2 is UP: routing to 127.0.0.2:1',
+    ])
+  } finally {
+    await router.close()
+  }
 })

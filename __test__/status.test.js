@@ -98,9 +98,43 @@ test('the listener hears UP and DOWN (own included), and DOWN repeats about ever
   const median = gaps.sort((a, b) => a - b)[Math.floor(gaps.length / 2)]
   expect(median).toBeGreaterThanOrEqual(60)
   expect(median).toBeLessThanOrEqual(200)
-  // DOWN replaced UP: no UP after the first DOWN.
-  const firstDown = heard.findIndex((m) => m.status === 'DOWN')
-  expect(heard.slice(firstDown).every((m) => m.status === 'DOWN')).toBe(true)
+})
+
+// handover-lib 0.2.3 runs the two tickers independently: DOWN does not stop
+// UP, UP does not stop DOWN. Code tested against it relies on hearing both.
+test('DOWN leaves the UP ticker running: UP is heard again 10 s later, between DOWNs', async () => {
+  const port = nextPort++
+  const s = status(new Date(1_700_000_000_000), 'worker', ['192.168.1.10'], port)
+  const heard = []
+  s.startListening((m) => heard.push({ status: m.status, at: Date.now() }))
+  s.startBroadcastingServiceUp()
+  await waitFor(() => heard.some((m) => m.status === 'UP'), 3000, 'UP')
+  const firstUp = heard.find((m) => m.status === 'UP').at
+  s.startBroadcastingServiceDown()
+  await waitFor(() => heard.filter((m) => m.status === 'UP').length >= 2, 12_000, 'the next UP, 10 s after the first')
+  const ups = heard.filter((m) => m.status === 'UP')
+  expect(ups[1].at - firstUp).toBeGreaterThanOrEqual(9_500)
+  const downsBefore = heard.filter((m) => m.status === 'DOWN' && m.at < ups[1].at).length
+  expect(downsBefore).toBeGreaterThan(50)
+  await waitFor(() => heard.slice(heard.indexOf(ups[1])).some((m) => m.status === 'DOWN'), 1000, 'DOWN after that UP')
+}, 20_000)
+
+test('UP after DOWN starts UP and leaves DOWN running; UP started before DOWN is not restarted', async () => {
+  const port = nextPort++
+  const s = status(new Date(), 'worker', [], port)
+  const heard = []
+  s.startListening((m) => heard.push(m.status))
+  s.startBroadcastingServiceDown()
+  await waitFor(() => heard.length >= 2, 3000, 'DOWN')
+  s.startBroadcastingServiceUp()
+  await waitFor(() => heard.includes('UP'), 3000, 'UP, sent at once')
+  const afterUp = heard.length
+  await waitFor(() => heard.length >= afterUp + 3, 3000, 'DOWN still repeating after UP')
+  expect(heard.slice(afterUp).every((status) => status === 'DOWN')).toBe(true)
+  // UP is still running, so this call is a no-op: no UP at once.
+  s.startBroadcastingServiceUp()
+  await sleep(350)
+  expect(heard.filter((status) => status === 'UP')).toHaveLength(1)
 })
 
 test('bytes from a JS encoder written from the spec are decoded by our listener', async () => {

@@ -3,6 +3,12 @@
 // instances of the service that announced UP and stops routing to one as
 // soon as it announces DOWN.
 //
+// DOWN is terminal for an instance, which a message names by its service
+// and its timestamp (the instance's startedAt). A draining instance keeps
+// announcing UP every 10 s besides DOWN every 100 ms, as handover-lib does,
+// so a later UP from an instance that sent DOWN must not bring it back. A
+// new instance has a new timestamp, even on a reused address.
+//
 // Status messages carry IPv4 addresses, not ports. As with containers on a
 // balena bridge network, each instance has an address of its own and the
 // service listens on one well-known port: here v1 serves on 127.0.0.2 and
@@ -20,6 +26,12 @@ class Router {
     Object.assign(this, { service, servicePort, timeline, nameOf })
     /** Addresses of instances that announced UP, in the order they did. */
     this.backends = []
+    /**
+     * Instances (`service@timestamp`) that announced DOWN: never routed to
+     * again. A long-running router may forget an entry once the instance is
+     * surely gone (the supervisor kills it at the handover timeout at the latest).
+     */
+    this.down = new Set()
     this.next = 0
     this.retried = 0
     // One connection per request: no idle keep-alive connection can be cut
@@ -42,8 +54,11 @@ class Router {
     return `http://127.0.0.1:${this.server.address().port}/`
   }
 
-  follow({ serviceName, addresses, status }) {
+  follow({ serviceName, timestamp, addresses, status }) {
     if (serviceName !== this.service) return
+    const instance = `${serviceName}@${timestamp}`
+    if (status === 'DOWN') this.down.add(instance)
+    else if (this.down.has(instance)) return // an UP from an instance that is draining
     for (const address of addresses) {
       const routed = this.backends.includes(address)
       if (status === 'UP' && !routed) {

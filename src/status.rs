@@ -100,12 +100,15 @@ impl StatusChannel {
         self.core.stats.snapshot()
     }
 
-    /// UP now and every 10 s; a second call while UP runs does nothing. Stops DOWN.
+    /// UP now and every 10 s; a second call while UP runs does nothing.
+    /// Leaves DOWN running, as handover-lib does.
     pub fn start_up(&self, keep_alive: Arc<dyn KeepAlive>) -> Result<(), PeerError> {
         self.start(Announce::Up, keep_alive)
     }
 
-    /// DOWN now and every 100 ms; a second call restarts the ticker. Stops UP.
+    /// DOWN now and every 100 ms; a second call restarts the ticker. Leaves
+    /// UP running, as handover-lib does: listeners hear both, and DOWN is
+    /// terminal for this instance (see docs/MIGRATING.md).
     pub fn start_down(&self, keep_alive: Arc<dyn KeepAlive>) -> Result<(), PeerError> {
         self.start(Announce::Down, keep_alive)
     }
@@ -117,13 +120,10 @@ impl StatusChannel {
             return Err(PeerError::Closed);
         }
         let state = &mut *state;
-        let (running, other, period) = match what {
-            Announce::Up => (&mut state.up, &mut state.down, UP_PERIOD),
-            Announce::Down => (&mut state.down, &mut state.up, DOWN_PERIOD),
+        let (running, period) = match what {
+            Announce::Up => (&mut state.up, UP_PERIOD),
+            Announce::Down => (&mut state.down, DOWN_PERIOD),
         };
-        if let Some(handle) = other.take() {
-            handle.abort();
-        }
         match (what, running.take()) {
             (Announce::Up, Some(handle)) => {
                 *running = Some(handle);
