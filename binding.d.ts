@@ -83,10 +83,17 @@ export interface HandoverStats {
   replayed: number
   /** Our own announcements, looped back. */
   own: number
+  /** Status messages dropped because JS did not keep up (the queue to it was full). */
+  undelivered: number
   /** Packets sent. */
   sent: number
   /** Packets that could not be sent. */
   sendErrors: number
+  /**
+   * Optional socket options the OS refused on the listening socket (for
+   * example `IP_MULTICAST_ALL` under qemu-user); listening went on without them.
+   */
+  refusedSocketOptions: Array<string>
 }
 
 /** A status message as the listener receives it. */

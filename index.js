@@ -27,13 +27,23 @@ function call(fn) {
   } catch (error) {
     if (error && /Expected$/.test(error.code)) {
       // napi's own conversion failure: a value of the wrong JS type.
-      throw new TypeError(error.message.replace('HandoverOptions.', 'options.'))
+      throw new TypeError(conversionMessage(error.message))
     }
     const tagged = TAGGED.exec(error && error.message)
     if (!tagged) throw error
     const Class = tagged[1] === 'TypeError' ? TypeError : RangeError
     throw new Class(error.message.slice(tagged[0].length))
   }
+}
+
+const JS_TYPES = { f64: 'a number', String: 'a string', u32: 'a number', bool: 'a boolean' }
+
+/** napi's "Failed to convert napi value Null into rust type `f64` on HandoverOptions.port", in JS terms. */
+function conversionMessage(message) {
+  const match = /value `?(\w+)`? into rust type `(\w+)`(?: on (?:HandoverOptions|options)\.(\w+))?/.exec(message)
+  if (!match || !match[3]) return message.replace('HandoverOptions.', 'options.')
+  const [, got, rustType, field] = match
+  return `options.${field} must be ${JS_TYPES[rustType] || rustType}; got ${got.toLowerCase()}`
 }
 
 function checkDate(value, name) {
@@ -76,15 +86,55 @@ const LOGGER_METHODS = {
  */
 function logSinkFor(logger, context) {
   if (logger === undefined || logger === null) return undefined
-  if (typeof logger === 'function') return ({ level, message }) => logger(level, `[${context.id}] ${message}`)
+  if (typeof logger === 'function') return guarded(({ level, message }) => logger(level, `[${context.id}] ${message}`))
   if (typeof logger === 'object') {
-    return ({ level, message }) => {
+    return guarded(({ level, message }) => {
       const method = LOGGER_METHODS[level] || 'info'
       const write = typeof logger[method] === 'function' ? logger[method] : logger.log
       if (typeof write === 'function') write.call(logger, `[${context.id}] ${message}`)
-    }
+    })
   }
   throw new TypeError(`options.logger must be a function or an object with error/warn/info/debug methods; got ${describe(logger)}`)
+}
+
+/** An array of strings; a hole or another type is named by its index (`every` would skip holes). */
+function checkAddresses(addresses) {
+  if (!Array.isArray(addresses)) {
+    throw new TypeError(`addresses must be an array of IPv4 address strings; got ${describe(addresses)}`)
+  }
+  for (let i = 0; i < addresses.length; i++) {
+    if (typeof addresses[i] !== 'string') {
+      const got = i in addresses ? describe(addresses[i]) : 'an empty slot'
+      throw new TypeError(`addresses[${i}] must be an IPv4 address string; got ${got}`)
+    }
+  }
+}
+
+/** How often a failing logger is reported on stderr. */
+const LOGGER_FAILURE_REPORT_MS = 1000
+const loggerFailures = { lastReport: 0, suppressed: 0 }
+
+/**
+ * A user's logger can throw (say, closed in the shutdown callback). It runs
+ * from a native callback, where a throw would be an uncaught exception that
+ * ends the process: report it on stderr, once a second at most, instead.
+ */
+function guarded(sink) {
+  return (record) => {
+    try {
+      sink(record)
+    } catch (error) {
+      const now = Date.now()
+      if (now - loggerFailures.lastReport < LOGGER_FAILURE_REPORT_MS) {
+        loggerFailures.suppressed++
+        return
+      }
+      const more = loggerFailures.suppressed ? ` (${loggerFailures.suppressed} more failures since the last report)` : ''
+      loggerFailures.lastReport = now
+      loggerFailures.suppressed = 0
+      process.stderr.write(`handover: options.logger threw; the line was: ${record.message}\n${errorText(error)}${more}\n`)
+    }
+  }
 }
 
 function checkFunction(value, name) {
@@ -209,9 +259,7 @@ class HandoverStatus extends NativeChannel {
     super()
     checkDate(startedAt, 'startedAt')
     if (typeof serviceName !== 'string') throw new TypeError(`serviceName must be a string; got ${describe(serviceName)}`)
-    if (!Array.isArray(addresses) || !addresses.every((a) => typeof a === 'string')) {
-      throw new TypeError(`addresses must be an array of IPv4 address strings; got ${describe(addresses)}`)
-    }
+    checkAddresses(addresses)
     checkContext(context)
     this.startedAt = startedAt
     this.serviceName = serviceName
@@ -259,7 +307,8 @@ class HandoverStatus extends NativeChannel {
 
 /** Decodes one packet of the handover or the status channel (for tools). */
 function describePacket(buffer) {
-  return JSON.parse(native.describePacket(buffer))
+  if (!(buffer instanceof Uint8Array)) throw new TypeError(`packet must be a Buffer or Uint8Array; got ${describe(buffer)}`)
+  return JSON.parse(native.describePacket(Buffer.isBuffer(buffer) ? buffer : Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength)))
 }
 
 /** Encodes a 120-byte status message (v2); throws TypeError/RangeError on values that do not fit. */

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{BigInt, Buffer, Promise, Unknown};
@@ -14,6 +15,7 @@ use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::config::{self, ConfigError, Options, PeerConfig, StatusConfig};
+use crate::lifecycle::CloseHandle;
 use crate::log::{Level, Logger};
 use crate::peer::{Event, Events, Peer, PeerError, ShutdownCallback};
 use crate::stats::Snapshot;
@@ -82,6 +84,8 @@ pub struct HandoverStats {
     pub replayed: i64,
     /// Our own announcements, looped back.
     pub own: i64,
+    /// Status messages dropped because JS did not keep up (the queue to it was full).
+    pub undelivered: i64,
     /// Packets sent.
     pub sent: i64,
     /// Packets that could not be sent.
@@ -103,6 +107,7 @@ impl From<Snapshot> for HandoverStats {
             unauthenticated: n(s.unauthenticated),
             replayed: n(s.replayed),
             own: n(s.own),
+            undelivered: n(s.undelivered),
             sent: n(s.sent),
             send_errors: n(s.send_errors),
             refused_socket_options: s.refused_options.options().map(|o| o.name().to_string()).collect(),
@@ -132,8 +137,9 @@ type EventFunction = ThreadsafeFunction<String, Unknown<'static>, String, Status
 /// The wrapped shutdown callback: takes the shutting-down event's JSON,
 /// resolves to `null` or to the error's text.
 type CallbackFunction = ThreadsafeFunction<String, Promise<Option<String>>, String, Status, false>;
-/// Weak: a custom logger must not keep the process alive.
-type LogFunction = ThreadsafeFunction<LogRecord, Unknown<'static>, LogRecord, Status, false, true>;
+/// Weak: a custom logger must not keep the process alive. Bounded: a JS
+/// thread that cannot keep up loses lines (counted) rather than memory.
+type LogFunction = ThreadsafeFunction<LogRecord, Unknown<'static>, LogRecord, Status, false, true, 1024>;
 /// Bounded: a flood of valid status packets is dropped here rather than
 /// queued without limit for a JS thread that cannot keep up.
 type StatusFunction =
@@ -154,14 +160,14 @@ impl KeepAlive for JsEvents {}
 struct JsStatusSink(StatusFunction);
 
 impl StatusSink for JsStatusSink {
-    fn deliver(&self, message: StatusMessage, _from: SocketAddrV4) {
+    fn deliver(&self, message: StatusMessage, _from: SocketAddrV4) -> bool {
         let message = HandoverStatusMessage {
             timestamp: BigInt::from(message.timestamp_ms),
             service_name: message.service_name,
             addresses: message.addresses.iter().map(ToString::to_string).collect(),
             status: message.status,
         };
-        self.0.call(message, ThreadsafeFunctionCallMode::NonBlocking);
+        self.0.call(message, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
     }
 }
 
@@ -214,12 +220,28 @@ fn timestamp(ms: f64, name: &str) -> Result<i64> {
 
 fn logger(level: Level, context_id: &str, sink: Option<LogFunction>) -> Logger {
     let sink = sink.map(|function| -> crate::log::Sink {
+        let dropped = AtomicU64::new(0);
         Arc::new(move |level: Level, message: &str| {
-            let record = LogRecord {
-                level: level.name().to_string(),
-                message: message.to_string(),
+            let send = |level: Level, message: String| {
+                let record = LogRecord {
+                    level: level.name().to_string(),
+                    message,
+                };
+                function.call(record, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
             };
-            function.call(record, ThreadsafeFunctionCallMode::NonBlocking);
+            // Once the queue has room again, say how many lines it lost.
+            let lost = dropped.swap(0, Ordering::Relaxed);
+            if lost > 0
+                && !send(
+                    Level::Warning,
+                    format!("{lost} log line(s) dropped: the logger did not keep up"),
+                )
+            {
+                dropped.fetch_add(lost, Ordering::Relaxed);
+            }
+            if !send(level, message.to_string()) {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
         })
     });
     Logger::new(level, context_id, sink)
@@ -229,10 +251,52 @@ fn log_at(log: &Logger, level: &str, message: &str) {
     log.log(Level::parse(level).unwrap_or(Level::Info), format_args!("{message}"));
 }
 
+/// The objects of one JS environment that are not closed yet, closed when
+/// the environment is torn down (a worker thread ending), so that no socket
+/// outlives it. One registration per environment: a cleanup hook per object
+/// would leak the hook's memory, which napi cannot free once removed.
+#[derive(Default)]
+struct OpenObjects {
+    next_key: u64,
+    handles: HashMap<u64, CloseHandle>,
+}
+
+impl OpenObjects {
+    /// This environment's set, made on first use. Only the JS thread calls it.
+    fn of(env: &Env) -> Result<&'static mut OpenObjects> {
+        if env.get_instance_data::<OpenObjects>()?.is_none() {
+            env.set_instance_data(OpenObjects::default(), (), |teardown| {
+                for handle in teardown.value.handles.values() {
+                    handle.close();
+                }
+            })?;
+        }
+        env.get_instance_data::<OpenObjects>()?
+            .ok_or_else(|| Error::from_reason("the environment's instance data is missing"))
+    }
+
+    fn add(env: &Env, handle: CloseHandle) -> Result<u64> {
+        let open = Self::of(env)?;
+        // Objects that were collected without close() are gone: forget them.
+        open.handles.retain(|_, handle| handle.alive());
+        open.next_key += 1;
+        open.handles.insert(open.next_key, handle);
+        Ok(open.next_key)
+    }
+
+    fn remove(env: &Env, key: u64) {
+        if let Ok(open) = Self::of(env) {
+            open.handles.remove(&key);
+        }
+    }
+}
+
 /// The native half of `HandoverPeer`; use the class exported by `index.js`.
 #[napi]
 pub struct NativePeer {
     peer: Peer,
+    /// Its key in `OpenObjects` until closed.
+    registration: u64,
     log: Logger,
     port: u16,
     address: String,
@@ -254,10 +318,10 @@ impl NativePeer {
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
         let peer = Peer::new(started_at_ms, config, log.clone());
-        // A worker thread that ends must not leave the peer's sockets running.
-        node.add_env_cleanup_hook(peer.closer(), |close| close())?;
+        let registration = OpenObjects::add(&node, peer.close_handle())?;
         Ok(NativePeer {
             peer,
+            registration,
             log,
             port,
             address,
@@ -318,8 +382,9 @@ impl NativePeer {
     }
 
     #[napi]
-    pub fn close(&self) {
+    pub fn close(&self, node: Env) {
         self.peer.close();
+        OpenObjects::remove(&node, self.registration);
     }
 
     /// Writes a log line with this peer's context and level filter.
@@ -333,6 +398,8 @@ impl NativePeer {
 #[napi]
 pub struct NativeStatus {
     channel: StatusChannel,
+    /// Its key in `OpenObjects` until closed.
+    registration: u64,
     log: Logger,
     port: u16,
     address: String,
@@ -358,9 +425,10 @@ impl NativeStatus {
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
         let channel = StatusChannel::new(started_at_ms, service_name, addresses, config, log.clone());
-        node.add_env_cleanup_hook(channel.closer(), |close| close())?;
+        let registration = OpenObjects::add(&node, channel.close_handle())?;
         Ok(NativeStatus {
             channel,
+            registration,
             log,
             port,
             address,
@@ -407,8 +475,9 @@ impl NativeStatus {
     }
 
     #[napi]
-    pub fn close(&self) {
+    pub fn close(&self, node: Env) {
         self.channel.close();
+        OpenObjects::remove(&node, self.registration);
     }
 
     #[napi]

@@ -6,7 +6,7 @@
 //! environment > defaults), `seniority` (who is younger), `auth` (MAC and
 //! replay guard), `stats`, `ticker` (schedules).
 //! I/O: `net` (sockets), `clock` (wall and boot clocks), `complete` (the
-//! handover-complete file), `log`.
+//! handover-complete file), `log`, `log_writer` (stdout without blocking).
 //! Behaviour: `peer` (the handover state machine), `status` (the status channel).
 //! JS glue: `js` (napi classes: convert, forward, map errors).
 #![deny(clippy::all)]
@@ -16,7 +16,9 @@ pub mod clock;
 pub mod complete;
 pub mod config;
 pub mod describe;
+pub mod lifecycle;
 pub mod log;
+pub mod log_writer;
 pub mod net;
 pub mod peer;
 pub mod runtime;

@@ -1,9 +1,9 @@
 //! Log lines in the original's shape,
 //! `<ISO time> [handover] [<level>] [<context id>]: <message>`, filtered by
-//! syslog level, written to stdout or handed to a caller-supplied sink.
+//! syslog level, queued for stdout (`log_writer`: logging never blocks) or
+//! handed to a caller-supplied sink.
 
 use std::fmt;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -80,8 +80,7 @@ impl Logger {
                     self.context,
                     message
                 );
-                // One write per line so lines from several threads never interleave.
-                let _ = std::io::stdout().lock().write_all(line.as_bytes());
+                crate::log_writer::write_line(line);
             }
         }
     }

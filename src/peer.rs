@@ -28,6 +28,7 @@ use crate::auth::{Refusal, Verifier, DEFAULT_REPLAY_WINDOW_MS};
 use crate::clock;
 use crate::complete;
 use crate::config::PeerConfig;
+use crate::lifecycle::{Closable, CloseHandle};
 use crate::log::{Logger, RateLimit};
 use crate::net::{self, Interface, LazySender, Packet, Receiver};
 use crate::seniority::{judge, Identity, Verdict};
@@ -74,7 +75,8 @@ pub struct HandoverReport {
 
 #[derive(Debug)]
 pub enum PeerError {
-    Closed,
+    /// The object was closed; names its JS class.
+    Closed(&'static str),
     Io(String),
 }
 
@@ -87,7 +89,7 @@ impl PeerError {
 impl std::fmt::Display for PeerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PeerError::Closed => f.write_str("this HandoverPeer is closed"),
+            PeerError::Closed(class) => write!(f, "this {class} is closed"),
             PeerError::Io(m) => f.write_str(m),
         }
     }
@@ -176,7 +178,7 @@ impl Peer {
         let core = &self.core;
         let mut tasks = core.tasks.lock().expect("tasks lock");
         if tasks.closed {
-            return Err(PeerError::Closed);
+            return Err(PeerError::Closed("HandoverPeer"));
         }
         if self.shutting_down() {
             core.log
@@ -188,19 +190,22 @@ impl Peer {
         }
         let socket = tasks.sender.get(&core.interface).map_err(PeerError::sending_socket)?;
         core.announce(&socket);
+        let socket = Arc::downgrade(&socket);
         let task_core = core.clone();
         let start = tokio::time::Instant::now();
         let offsets = ticker::announcement_offsets(core.config.heartbeat);
+        // After the send; queuing a line costs the caller no wait (`log_writer`).
+        let started_at = core.identity.started_at_ms;
+        core.log.info(format_args!(
+            "ticker started. timestamp = {started_at} ( {} )",
+            crate::log::iso_time_ms(started_at)
+        ));
         let handle = crate::runtime::spawn(async move {
             let _events = events; // held: an announcing peer keeps the process alive
-            let started_at = task_core.identity.started_at_ms;
-            // Logged here, off the caller's thread, which only had to send.
-            task_core.log.info(format_args!(
-                "ticker started. timestamp = {started_at} ( {} )",
-                crate::log::iso_time_ms(started_at)
-            ));
             ticker::run(start, offsets, || {
-                task_core.announce(&socket);
+                if let Some(socket) = socket.upgrade() {
+                    task_core.announce(&socket);
+                }
                 async {}
             })
             .await;
@@ -214,7 +219,7 @@ impl Peer {
         let core = &self.core;
         let mut tasks = core.tasks.lock().expect("tasks lock");
         if tasks.closed {
-            return Err(PeerError::Closed);
+            return Err(PeerError::Closed("HandoverPeer"));
         }
         if tasks.listener.is_some() {
             core.log
@@ -253,22 +258,25 @@ impl Peer {
         Ok(())
     }
 
-    /// Closes this peer if it still exists, when called; for the JS
-    /// environment's teardown (a worker thread ending), which must not keep
-    /// the peer alive meanwhile.
-    pub fn closer(&self) -> impl FnOnce() + Send + 'static {
-        let core = Arc::downgrade(&self.core);
-        move || {
-            if let Some(core) = core.upgrade() {
-                Peer { core }.close()
-            }
-        }
+    /// A handle that closes this peer without keeping it alive (for the JS
+    /// environment's teardown).
+    pub fn close_handle(&self) -> CloseHandle {
+        CloseHandle::new(&self.core)
     }
 
-    /// Stops announcing and listening. A handover under way still completes.
+    /// Stops announcing and listening and releases the sending socket. A
+    /// handover under way still completes.
     pub fn close(&self) {
-        let mut tasks = self.core.tasks.lock().expect("tasks lock");
+        self.core.close();
+    }
+}
+
+impl Closable for Core {
+    fn close(&self) {
+        let mut tasks = self.tasks.lock().expect("tasks lock");
         tasks.closed = true;
+        // The announcer holds the socket weakly: dropping it here closes it now.
+        tasks.sender.clear();
         for handle in [tasks.announcer.take(), tasks.listener.take()].into_iter().flatten() {
             handle.abort();
         }

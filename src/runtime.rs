@@ -15,6 +15,8 @@ fn runtime() -> &'static Runtime {
         Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(1)
+            // The blocking thread (complete-file writes) leaves soon after its work.
+            .thread_keep_alive(std::time::Duration::from_secs(1))
             .thread_name("handover")
             .enable_all()
             .build()

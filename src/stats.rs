@@ -17,9 +17,11 @@ pub enum Outcome {
     Unauthenticated,
     Replayed,
     Own,
+    /// Status channel: a valid message dropped because the queue to JS was full.
+    Undelivered,
 }
 
-const OUTCOMES: usize = 7;
+const OUTCOMES: usize = 8;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -53,6 +55,7 @@ pub struct Snapshot {
     pub unauthenticated: u64,
     pub replayed: u64,
     pub own: u64,
+    pub undelivered: u64,
     pub sent: u64,
     pub send_errors: u64,
     /// Optional socket options the OS refused on the listening socket.
@@ -92,6 +95,7 @@ impl Stats {
             unauthenticated: o(Outcome::Unauthenticated),
             replayed: o(Outcome::Replayed),
             own: o(Outcome::Own),
+            undelivered: o(Outcome::Undelivered),
             sent: self.sent.load(Relaxed),
             send_errors: self.send_errors.load(Relaxed),
             refused_options: Refused(self.refused_options.load(Relaxed)),

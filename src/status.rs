@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 
 use crate::config::StatusConfig;
+use crate::lifecycle::{Closable, CloseHandle};
 use crate::log::{Level, Logger, RateLimit};
 use crate::net::{self, Interface, LazySender, Receiver};
 use crate::peer::PeerError;
@@ -22,7 +23,8 @@ pub const DOWN_PERIOD: Duration = Duration::from_millis(100);
 
 /// Receives decoded status messages. Holding one keeps the JS process alive.
 pub trait StatusSink: Send + Sync + 'static {
-    fn deliver(&self, message: StatusMessage, from: SocketAddrV4);
+    /// False when the message was dropped (the queue to JS is full).
+    fn deliver(&self, message: StatusMessage, from: SocketAddrV4) -> bool;
 }
 
 /// Holding one keeps the JS process alive (a ticker is like a JS interval).
@@ -117,7 +119,7 @@ impl StatusChannel {
         let core = &self.core;
         let mut state = core.state.lock().expect("state lock");
         if state.closed {
-            return Err(PeerError::Closed);
+            return Err(PeerError::Closed("HandoverStatus"));
         }
         let state = &mut *state;
         let (running, period) = match what {
@@ -162,7 +164,7 @@ impl StatusChannel {
         let core = &self.core;
         let mut state = core.state.lock().expect("state lock");
         if state.closed {
-            return Err(PeerError::Closed);
+            return Err(PeerError::Closed("HandoverStatus"));
         }
         if state.listener.is_some() {
             core.log.warn(format_args!(
@@ -197,18 +199,19 @@ impl StatusChannel {
         Ok(())
     }
 
-    /// See `Peer::closer`.
-    pub fn closer(&self) -> impl FnOnce() + Send + 'static {
-        let core = Arc::downgrade(&self.core);
-        move || {
-            if let Some(core) = core.upgrade() {
-                StatusChannel { core }.close()
-            }
-        }
+    /// See `Peer::close_handle`.
+    pub fn close_handle(&self) -> CloseHandle {
+        CloseHandle::new(&self.core)
     }
 
     pub fn close(&self) {
-        let mut state = self.core.state.lock().expect("state lock");
+        self.core.close();
+    }
+}
+
+impl Closable for Core {
+    fn close(&self) {
+        let mut state = self.state.lock().expect("state lock");
         state.closed = true;
         state.sender.clear();
         for handle in [state.up.take(), state.down.take(), state.listener.take()]
@@ -253,8 +256,12 @@ impl Core {
             for packet in packets {
                 match wire::decode_status(packet.bytes) {
                     Ok(message) => {
-                        tally.count(Outcome::Accepted);
-                        sink.deliver(message, packet.from);
+                        let delivered = sink.deliver(message, packet.from);
+                        tally.count(if delivered {
+                            Outcome::Accepted
+                        } else {
+                            Outcome::Undelivered
+                        });
                     }
                     Err(reason) => {
                         tally.count(Outcome::Malformed);

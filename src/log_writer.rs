@@ -1,0 +1,145 @@
+//! The one place that writes log lines to stdout, and never from a thread
+//! that does real work.
+//!
+//! A stdout pipe whose reader stalls (a log shipper, `node app | slow`)
+//! blocks `write(2)` once the pipe is full. So the threads that log (the JS
+//! thread, the runtime's worker) only queue the line, without waiting; a
+//! thread of its own, started with the first line, does the writing. When
+//! the queue is full the line is dropped and counted, and once the writer
+//! has caught up it reports how many were lost. At process exit the writer
+//! gets a short grace period to finish what is queued.
+
+#[cfg(not(unix))]
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Lines that may wait for a stalled stdout (about 150 KiB of typical lines).
+const QUEUE_LINES: usize = 1024;
+/// How long process exit waits for queued lines to be written.
+const EXIT_GRACE: Duration = Duration::from_millis(100);
+
+/// Where queued lines go; `None` when the writer thread could not start.
+static QUEUE: OnceLock<Option<SyncSender<String>>> = OnceLock::new();
+/// Lines queued and not yet written.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+/// Lines dropped since the last report.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Lines dropped since the process started, for `droppedLines()`.
+static DROPPED_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Queues one whole line (with its newline) for stdout. Never blocks.
+pub fn write_line(line: String) {
+    let Some(queue) = QUEUE.get_or_init(start) else {
+        return dropped();
+    };
+    PENDING.fetch_add(1, Ordering::SeqCst);
+    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(line) {
+        PENDING.fetch_sub(1, Ordering::SeqCst);
+        dropped();
+    }
+}
+
+/// Log lines dropped since the process started because stdout did not keep up.
+pub fn dropped_total() -> u64 {
+    DROPPED_TOTAL.load(Ordering::Relaxed)
+}
+
+fn dropped() {
+    DROPPED.fetch_add(1, Ordering::Relaxed);
+    DROPPED_TOTAL.fetch_add(1, Ordering::Relaxed);
+}
+
+fn start() -> Option<SyncSender<String>> {
+    let (queue, lines) = sync_channel::<String>(QUEUE_LINES);
+    let spawned = std::thread::Builder::new()
+        .name("handover-log".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            for line in lines {
+                // An error (stdout closed) loses the line, as console.log would.
+                let _ = write_all(line.as_bytes());
+                if PENDING.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    report_losses();
+                }
+            }
+        });
+    if spawned.is_err() {
+        return None;
+    }
+    register_exit_grace();
+    Some(queue)
+}
+
+/// Once the queue has drained, one line saying how many lines were lost.
+fn report_losses() {
+    let lost = DROPPED.swap(0, Ordering::Relaxed);
+    if lost > 0 {
+        let line = format!(
+            "{} [handover] [warning] [handover]: {lost} log line(s) dropped: stdout did not keep up\n",
+            crate::log::iso_time(SystemTime::now())
+        );
+        let _ = write_all(line.as_bytes());
+    }
+}
+
+/// Writes straight to descriptor 1, past Rust's stdout buffer. Node makes a
+/// stdout pipe non-blocking once `process.stdout` is used: a full pipe then
+/// answers `WouldBlock`, and this thread waits until it can write again.
+#[cfg(unix)]
+fn write_all(mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: writes from a live slice to descriptor 1, which this process keeps open.
+        let written = unsafe { libc::write(1, bytes.as_ptr().cast(), bytes.len()) };
+        if written >= 0 {
+            bytes = &bytes[written as usize..];
+            continue;
+        }
+        let error = std::io::Error::last_os_error();
+        match error.kind() {
+            std::io::ErrorKind::Interrupted => {}
+            std::io::ErrorKind::WouldBlock => {
+                let mut ready = libc::pollfd {
+                    fd: 1,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one pollfd that lives across the call.
+                unsafe { libc::poll(&mut ready, 1, -1) };
+            }
+            _ => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_all(bytes: &[u8]) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes).and_then(|()| stdout.flush())
+}
+
+/// Waits, up to `grace`, until every queued line was written.
+pub fn flush(grace: Duration) {
+    let deadline = Instant::now() + grace;
+    while PENDING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(unix)]
+fn register_exit_grace() {
+    extern "C" fn at_exit() {
+        flush(EXIT_GRACE);
+    }
+    // SAFETY: `at_exit` is a plain function that stays valid for the life of the process.
+    unsafe {
+        libc::atexit(at_exit);
+    }
+}
+
+/// Windows builds link no CRT `atexit`: lines still queued at exit may be lost there.
+#[cfg(not(unix))]
+fn register_exit_grace() {}
