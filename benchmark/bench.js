@@ -52,7 +52,10 @@ async function runSuites(names, ctx) {
   let failed = false
   for (const name of names) {
     try {
-      sections.push(...[await SUITES[name](ctx)].flat())
+      const produced = [await SUITES[name](ctx)].flat()
+      sections.push(...produced)
+      // A suite may report one of its sections as failed and still give the others.
+      if (produced.some((section) => section.error)) failed = true
     } catch (error) {
       failed = true
       progress(`${name} failed: ${error.stack}`)
@@ -78,7 +81,7 @@ function report({ machine, quick, isolated, seconds, loadBefore, sections }) {
       parts.push(`FAILED: ${section.error}`)
       continue
     }
-    parts.push(markdownTable(section.rows))
+    parts.push(markdownTable(section.rows, { against: section.against }))
     if (section.notes && section.notes.length) parts.push(section.notes.map((n) => `- ${n}`).join('\n'))
   }
   return parts.join('\n\n') + '\n'
