@@ -7,6 +7,11 @@
 //
 // Every pair is younger than the pair before it, so a late packet from an
 // earlier pair is an older announcement and can never set off a later one.
+//
+// Given `impls` (ours and the floor) instead of `impl`, the implementations
+// take turns handover by handover in this one process, who goes first
+// flipping every turn, so that drift hits them alike; the samples come back
+// per implementation.
 
 const { runMain } = require('./ipc.js')
 const { adapter } = require('./impl.js')
@@ -38,16 +43,32 @@ async function handover(peers, startedAtMs, port, settleMs) {
   }
 }
 
-async function main({ impl, count, basePort, ports, settleMs = 5 }) {
-  const peers = adapter(impl)
-  const base = Date.now() - 10 * 60_000
-  const samples = []
-  for (let i = 0; i < count; i++) samples.push(await handover(peers, base + 2 * i, basePort + (i % ports), settleMs))
+function figures(samples) {
   return {
     latenciesNs: samples.map((s) => s.latencyNs),
     broadcastCallsNs: samples.map((s) => s.broadcastCallNs),
     constructorCallsNs: samples.map((s) => s.constructNs),
   }
+}
+
+/**
+ * `count` handovers per implementation: { latenciesNs, … }, or for `impls`
+ * { byImpl: { name: { latenciesNs, … } } }.
+ */
+async function main({ impl, impls, count, basePort, ports, settleMs = 5 }) {
+  const names = impls || [impl]
+  const peers = Object.fromEntries(names.map((name) => [name, adapter(name)]))
+  const samples = Object.fromEntries(names.map((name) => [name, []]))
+  const base = Date.now() - 10 * 60_000
+  let trial = 0
+  for (let i = 0; i < count; i++) {
+    for (const name of i % 2 === 0 ? names : [...names].reverse()) {
+      samples[name].push(await handover(peers[name], base + 2 * trial, basePort + (trial % ports), settleMs))
+      trial++
+    }
+  }
+  if (!impls) return figures(samples[impl])
+  return { byImpl: Object.fromEntries(names.map((name) => [name, figures(samples[name])])) }
 }
 
 runMain(main)

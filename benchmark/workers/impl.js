@@ -1,12 +1,14 @@
 'use strict'
-// The two implementations behind one small interface, so every worker
-// drives ours and the original the same way.
+// The implementations behind one small interface, so every worker drives
+// ours, the original and the floor addon (benchmark/floor/, the latency
+// section's yardstick) the same way.
 //
 // Ours is pinned to loopback (host mode on `lo`) and writes its complete
 // file into a private temporary folder. The original takes its port from
 // SHUTDOWN_PORT at construction, sends through the default route (so it
 // only ever runs inside a private network namespace) and has no close():
-// its sockets and ticker are stopped by hand.
+// its sockets and ticker are stopped by hand. The floor joins the group on
+// 127.0.0.1 and sends through it.
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -14,11 +16,14 @@ const path = require('node:path')
 const { once } = require('node:events')
 
 const ROOT = path.join(__dirname, '..', '..')
+const FLOOR_ADDON = path.join(__dirname, '..', 'floor', 'floor.node') // built by lib/floor.js
+const GROUP = '239.192.16.16' // the default group of ours and the original
 
 /** require() of the implementation itself; footprint.js times exactly this call. */
 function requireImpl(name) {
   if (name === 'ours') return require(ROOT)
   if (name === 'original') return require('handover-lib')
+  if (name === 'floor') return require(FLOOR_ADDON)
   throw new Error(`unknown implementation ${name}`)
 }
 
@@ -91,8 +96,31 @@ function originalAdapter(lib) {
   }
 }
 
+/** The floor does nothing after the callback, so it has handed over once the callback ran. */
+function floorAdapter(lib) {
+  return {
+    create(startedAtMs, port) {
+      return new lib.FloorPeer(startedAtMs, port, GROUP, '127.0.0.1')
+    },
+    async listen(peer, callback) {
+      peer.startListening(callback)
+    },
+    broadcast(peer) {
+      peer.startBroadcasting()
+    },
+    handedOver() {
+      return Promise.resolve()
+    },
+    close(peer) {
+      peer.close()
+    },
+  }
+}
+
+const ADAPTERS = { ours: oursAdapter, original: originalAdapter, floor: floorAdapter }
+
 function adapter(name, lib = requireImpl(name)) {
-  return name === 'ours' ? oursAdapter(lib) : originalAdapter(lib)
+  return ADAPTERS[name](lib)
 }
 
 module.exports = { requireImpl, adapter, ROOT }
