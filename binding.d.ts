@@ -11,8 +11,18 @@ export declare class NativePeer {
   get instanceId(): string
   /** The IPv4 address multicast is joined and sent on; `null` for the default interface. */
   get interfaceAddress(): string | null
-  startBroadcasting(events: (event: string) => void): void
-  startListening(callback: (shuttingDown: string) => Promise<string | null>, events: (event: string) => void): void
+  /**
+   * Sends the first announcement. True when the caller should now call
+   * `announce()` at `announceAfterMs`, then every `heartbeatMs`.
+   */
+  startBroadcasting(): boolean
+  /** One scheduled announcement; false once the schedule should stop. */
+  announce(): boolean
+  /** The quick repeats after the first announcement, ms from it. */
+  get announceAfterMs(): Array<number>
+  /** The regular interval of announcements after the quick repeats, ms. */
+  get heartbeatMs(): number
+  startListening(callback: (event: ShuttingDownEvent) => Promise<string | null>, onHandover: (report: HandoverReport) => void): void
   stats(): HandoverStats
   close(): void
   /** Writes a log line with this peer's context and level filter. */
@@ -65,6 +75,23 @@ export interface HandoverOptions {
   logLevel?: string
 }
 
+/** Emitted as `'handover'`, and the value of `peer.handover`, once this instance has handed over. */
+export interface HandoverReport {
+  type: 'handover'
+  /** The younger instance's `startedAt`, ms since the epoch. */
+  heardStartedAt: number
+  /** `address:port` the announcement came from. */
+  from: string
+  /** Message and stack of what the shutdown callback threw or rejected with. */
+  callbackError: string | null
+  /** True when the callback did not settle within `callbackTimeoutMs`. */
+  callbackTimedOut: boolean
+  /** Where the handover-complete file was written. */
+  completeFile: string | null
+  /** Why it could not be written (path and OS error). */
+  completeFileError: string | null
+}
+
 /** Packet counters of a peer or a status channel. */
 export interface HandoverStats {
   /** Packets received on the listening socket. */
@@ -109,4 +136,15 @@ export interface LogRecord {
   /** Syslog level name. */
   level: string
   message: string
+}
+
+/** The argument of `'shuttingDown'` listeners: a younger instance was heard. */
+export interface ShuttingDownEvent {
+  type: 'shuttingDown'
+  /** The younger instance's `startedAt`, ms since the epoch. */
+  heardStartedAt: number
+  /** This instance's `startedAt`, ms since the epoch. */
+  ownStartedAt: number
+  /** `address:port` the announcement came from. */
+  from: string
 }

@@ -5,6 +5,7 @@
 // error classes. Everything else happens in Rust (src/).
 
 const { EventEmitter } = require('node:events')
+const { performance } = require('node:perf_hooks')
 const native = require('./binding.js')
 
 const TAGGED = /^\[(TypeError|RangeError)\] /
@@ -197,18 +198,25 @@ class HandoverPeer extends NativeChannel {
     this.startedAt = startedAt
     this.context = context || defaultContext()
     const { native: nativeOptions, logSink } = checkOptions(options, this.context)
-    const peer = call(
-      () => new native.NativePeer(startedAt.valueOf(), this.context.id, nativeOptions, environment(), logSink),
-    )
-    Object.defineProperty(this, '_native', { value: peer })
-    this.shutdownPort = peer.port
-    this.shutdownBroadcastAddress = peer.address
     let settle
     /** Resolves with the handover report once this instance handed over. */
     this.handover = new Promise((resolve) => {
       settle = resolve
     })
-    Object.defineProperty(this, '_nativeEvents', { value: (json) => this._onNativeEvent(JSON.parse(json), settle) })
+    Object.defineProperty(this, '_onHandover', {
+      value: (report) => {
+        settle(report)
+        this.emit('handover', report)
+      },
+    })
+    const peer = call(
+      () => new native.NativePeer(startedAt.valueOf(), this.context.id, nativeOptions, environment(), logSink),
+    )
+    Object.defineProperty(this, '_native', { value: peer })
+    /** The pending timer of the announcement schedule, while broadcasting. */
+    Object.defineProperty(this, '_announcer', { value: null, writable: true })
+    this.shutdownPort = peer.port
+    this.shutdownBroadcastAddress = peer.address
   }
 
   /** True once a younger instance was heard. */
@@ -221,8 +229,27 @@ class HandoverPeer extends NativeChannel {
     return this._native.instanceId
   }
 
+  /**
+   * Sends the first announcement now (natively, one sendto), then runs the
+   * schedule on JS timers: like the original's interval, a broadcasting
+   * peer keeps the process alive, and starting it wakes no native thread.
+   */
   startBroadcasting() {
-    call(() => this._native.startBroadcasting(this._nativeEvents))
+    if (!call(() => this._native.startBroadcasting())) return
+    // A monotonic clock: an NTP step must not bunch or stall announcements.
+    const start = performance.now()
+    const quick = this._native.announceAfterMs
+    const heartbeat = this._native.heartbeatMs
+    let next = 0
+    const schedule = () => {
+      const offset = next < quick.length ? quick[next] : heartbeat * (next - quick.length + 1)
+      next++
+      this._announcer = setTimeout(() => {
+        if (this._native.announce()) schedule()
+        else this._announcer = null
+      }, Math.max(0, start + offset - performance.now()))
+    }
+    schedule()
   }
 
   startListening(shutdownCallback) {
@@ -230,11 +257,14 @@ class HandoverPeer extends NativeChannel {
     // Always a Promise to the native side: a plain function, one that throws
     // and one that rejects all settle it, with the error's text. The
     // 'shuttingDown' event comes along, so listeners see it first.
-    const run = async (shuttingDown) => {
-      try {
-        this.emit('shuttingDown', JSON.parse(shuttingDown))
-      } catch (error) {
-        this._native.log('error', `a 'shuttingDown' listener threw: ${errorText(error)}`)
+    const run = async (event) => {
+      this._stopAnnouncing()
+      if (this.listenerCount('shuttingDown') > 0) {
+        try {
+          this.emit('shuttingDown', event)
+        } catch (error) {
+          this._native.log('error', `a 'shuttingDown' listener threw: ${errorText(error)}`)
+        }
       }
       try {
         await shutdownCallback()
@@ -243,14 +273,17 @@ class HandoverPeer extends NativeChannel {
         return errorText(error)
       }
     }
-    this._startListening(() => this._native.startListening(run, this._nativeEvents))
+    this._startListening(() => this._native.startListening(run, this._onHandover))
   }
 
-  _onNativeEvent(event, settle) {
-    if (event.type === 'handover') {
-      settle(event)
-      this.emit('handover', event)
-    }
+  close() {
+    this._stopAnnouncing()
+    super.close()
+  }
+
+  _stopAnnouncing() {
+    if (this._announcer) clearTimeout(this._announcer)
+    this._announcer = null
   }
 }
 

@@ -17,7 +17,7 @@ use napi_derive::napi;
 use crate::config::{self, ConfigError, Options, PeerConfig, StatusConfig};
 use crate::lifecycle::CloseHandle;
 use crate::log::{Level, Logger};
-use crate::peer::{Event, Events, Peer, PeerError, ShutdownCallback};
+use crate::peer::{Events, Peer, PeerError, ShutdownCallback, ShuttingDown};
 use crate::stats::Snapshot;
 use crate::status::{KeepAlive, StatusChannel, StatusSink};
 use crate::wire::{self, StatusMessage};
@@ -132,11 +132,47 @@ pub struct LogRecord {
     pub message: String,
 }
 
-/// JS function receiving event JSON; strong, so holding it keeps Node alive.
-type EventFunction = ThreadsafeFunction<String, Unknown<'static>, String, Status, false>;
-/// The wrapped shutdown callback: takes the shutting-down event's JSON,
-/// resolves to `null` or to the error's text.
-type CallbackFunction = ThreadsafeFunction<String, Promise<Option<String>>, String, Status, false>;
+/// The argument of `'shuttingDown'` listeners: a younger instance was heard.
+#[napi(object, object_from_js = false)]
+pub struct ShuttingDownEvent {
+    #[napi(ts_type = "'shuttingDown'")]
+    pub r#type: &'static str,
+    /// The younger instance's `startedAt`, ms since the epoch.
+    pub heard_started_at: i64,
+    /// This instance's `startedAt`, ms since the epoch.
+    pub own_started_at: i64,
+    /// `address:port` the announcement came from.
+    pub from: String,
+}
+
+/// Emitted as `'handover'`, and the value of `peer.handover`, once this instance has handed over.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct HandoverReport {
+    #[napi(ts_type = "'handover'")]
+    pub r#type: &'static str,
+    /// The younger instance's `startedAt`, ms since the epoch.
+    pub heard_started_at: i64,
+    /// `address:port` the announcement came from.
+    pub from: String,
+    /// Message and stack of what the shutdown callback threw or rejected with.
+    pub callback_error: Option<String>,
+    /// True when the callback did not settle within `callbackTimeoutMs`.
+    pub callback_timed_out: bool,
+    /// Where the handover-complete file was written.
+    pub complete_file: Option<String>,
+    /// Why it could not be written (path and OS error).
+    pub complete_file_error: Option<String>,
+}
+
+/// Receives the handover report; weak: the shutdown callback's bridge is
+/// what keeps the process alive while listening and handing over.
+type ReportFunction = ThreadsafeFunction<HandoverReport, Unknown<'static>, HandoverReport, Status, false, true>;
+/// Strong, so that a listening peer keeps the process alive: the wrapped
+/// shutdown callback, resolving to `null` or to the error's text.
+type CallbackFunction =
+    ThreadsafeFunction<ShuttingDownEvent, Promise<Option<String>>, ShuttingDownEvent, Status, false>;
+/// Strong: a running status ticker keeps the process alive, as a JS interval would.
+type KeepAliveFunction = ThreadsafeFunction<(), Unknown<'static>, (), Status, false>;
 /// Weak: a custom logger must not keep the process alive. Bounded: a JS
 /// thread that cannot keep up loses lines (counted) rather than memory.
 type LogFunction = ThreadsafeFunction<LogRecord, Unknown<'static>, LogRecord, Status, false, true, 1024>;
@@ -145,17 +181,26 @@ type LogFunction = ThreadsafeFunction<LogRecord, Unknown<'static>, LogRecord, St
 type StatusFunction =
     ThreadsafeFunction<HandoverStatusMessage, Unknown<'static>, HandoverStatusMessage, Status, false, false, 4096>;
 
-struct JsEvents(EventFunction);
+struct JsReports(ReportFunction);
 
-impl Events for JsEvents {
-    fn emit(&self, event: &Event) {
-        if let Ok(json) = serde_json::to_string(event) {
-            self.0.call(json, ThreadsafeFunctionCallMode::NonBlocking);
-        }
+impl Events for JsReports {
+    fn handover(&self, report: crate::peer::HandoverReport) {
+        let report = HandoverReport {
+            r#type: "handover",
+            heard_started_at: report.heard_started_at,
+            from: report.from.to_string(),
+            callback_error: report.callback_error,
+            callback_timed_out: report.callback_timed_out,
+            complete_file: report.complete_file,
+            complete_file_error: report.complete_file_error,
+        };
+        self.0.call(report, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
-impl KeepAlive for JsEvents {}
+struct JsKeepAlive(#[allow(dead_code)] KeepAliveFunction);
+
+impl KeepAlive for JsKeepAlive {}
 
 struct JsStatusSink(StatusFunction);
 
@@ -172,8 +217,13 @@ impl StatusSink for JsStatusSink {
 }
 
 fn shutdown_callback(function: CallbackFunction) -> ShutdownCallback {
-    Box::new(move |event: &Event| {
-        let event = serde_json::to_string(event).unwrap_or_default();
+    Box::new(move |event: ShuttingDown| {
+        let event = ShuttingDownEvent {
+            r#type: "shuttingDown",
+            heard_started_at: event.heard_started_at,
+            own_started_at: event.own_started_at,
+            from: event.from.to_string(),
+        };
         // Queued now, not at the future's first poll: the handover waits for nothing else.
         let (returned, promise) = tokio::sync::oneshot::channel();
         let status =
@@ -182,6 +232,8 @@ fn shutdown_callback(function: CallbackFunction) -> ShutdownCallback {
                 Ok(())
             });
         Box::pin(async move {
+            // Held until the handover is over: a listening peer keeps Node alive.
+            let _keep_alive = function;
             if status != Status::Ok {
                 return Err(format!("cannot call the shutdown callback: {status}"));
             }
@@ -355,24 +407,39 @@ impl NativePeer {
         self.peer.interface().address.map(|a| a.to_string())
     }
 
+    /// Sends the first announcement. True when the caller should now call
+    /// `announce()` at `announceAfterMs`, then every `heartbeatMs`.
     #[napi]
-    pub fn start_broadcasting(
-        &self,
-        #[napi(ts_arg_type = "(event: string) => void")] events: EventFunction,
-    ) -> Result<()> {
-        self.peer
-            .start_broadcasting(Arc::new(JsEvents(events)))
-            .map_err(peer_error)
+    pub fn start_broadcasting(&self) -> Result<bool> {
+        self.peer.start_broadcasting().map_err(peer_error)
+    }
+
+    /// One scheduled announcement; false once the schedule should stop.
+    #[napi]
+    pub fn announce(&self) -> bool {
+        self.peer.announce()
+    }
+
+    /// The quick repeats after the first announcement, ms from it.
+    #[napi(getter)]
+    pub fn announce_after_ms(&self) -> Vec<u32> {
+        self.peer.schedule().0
+    }
+
+    /// The regular interval of announcements after the quick repeats, ms.
+    #[napi(getter)]
+    pub fn heartbeat_ms(&self) -> u32 {
+        self.peer.schedule().1
     }
 
     #[napi]
     pub fn start_listening(
         &self,
-        #[napi(ts_arg_type = "(shuttingDown: string) => Promise<string | null>")] callback: CallbackFunction,
-        #[napi(ts_arg_type = "(event: string) => void")] events: EventFunction,
+        #[napi(ts_arg_type = "(event: ShuttingDownEvent) => Promise<string | null>")] callback: CallbackFunction,
+        #[napi(ts_arg_type = "(report: HandoverReport) => void")] on_handover: ReportFunction,
     ) -> Result<()> {
         self.peer
-            .start_listening(shutdown_callback(callback), Arc::new(JsEvents(events)))
+            .start_listening(shutdown_callback(callback), Arc::new(JsReports(on_handover)))
             .map_err(peer_error)
     }
 
@@ -446,16 +513,16 @@ impl NativeStatus {
     }
 
     #[napi]
-    pub fn start_up(&self, #[napi(ts_arg_type = "() => void")] keep_alive: EventFunction) -> Result<()> {
+    pub fn start_up(&self, #[napi(ts_arg_type = "() => void")] keep_alive: KeepAliveFunction) -> Result<()> {
         self.channel
-            .start_up(Arc::new(JsEvents(keep_alive)))
+            .start_up(Arc::new(JsKeepAlive(keep_alive)))
             .map_err(peer_error)
     }
 
     #[napi]
-    pub fn start_down(&self, #[napi(ts_arg_type = "() => void")] keep_alive: EventFunction) -> Result<()> {
+    pub fn start_down(&self, #[napi(ts_arg_type = "() => void")] keep_alive: KeepAliveFunction) -> Result<()> {
         self.channel
-            .start_down(Arc::new(JsEvents(keep_alive)))
+            .start_down(Arc::new(JsKeepAlive(keep_alive)))
             .map_err(peer_error)
     }
 

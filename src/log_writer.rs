@@ -18,8 +18,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Lines that may wait for a stalled stdout (about 150 KiB of typical lines).
 const QUEUE_LINES: usize = 1024;
-/// How long process exit waits for queued lines to be written.
-const EXIT_GRACE: Duration = Duration::from_millis(100);
 
 /// Where queued lines go; `None` when the writer thread could not start.
 static QUEUE: OnceLock<Option<SyncSender<String>>> = OnceLock::new();
@@ -131,6 +129,8 @@ pub fn flush(grace: Duration) {
 
 #[cfg(unix)]
 fn register_exit_grace() {
+    /// How long process exit waits for queued lines to be written.
+    const EXIT_GRACE: Duration = Duration::from_millis(100);
     extern "C" fn at_exit() {
         flush(EXIT_GRACE);
     }

@@ -1,17 +1,22 @@
 //! The handover peer: announces this instance, listens for younger ones, and
 //! hands over exactly once.
 //!
-//! Tasks (on the addon's tokio runtime):
-//! - the announcer sends this instance's announcement on the schedule of `ticker`;
-//! - the listener drains the socket in batches, classifies every packet
-//!   without leaving Rust, and on the first younger announcement starts
-//! - the handover: stop announcing, await the shutdown callback (with an
-//!   optional deadline), write the complete file, then stop listening.
+//! Announcing happens on the caller's thread: `start_broadcasting()` is one
+//! `sendto` on a socket made with the peer, and later announcements are
+//! sent by `announce()`, which the JS side calls from its own timers on the
+//! schedule of `ticker` (so starting to broadcast never wakes the runtime).
 //!
-//! Each task owns what keeps the JS process alive (the bridge to JS), so the
-//! process may exit exactly when no task is left. `close()` aborts the
-//! announcer and the listener; a handover already under way still finishes,
-//! so a shutdown callback may call `close()` itself.
+//! Tasks (on the addon's tokio runtime):
+//! - the listener drains the socket in batches, classifies every packet
+//!   without leaving Rust, and on the first younger announcement queues the
+//!   shutdown callback, then starts
+//! - the handover: stop announcing, await the shutdown callback (with an
+//!   optional deadline), write the complete file, report, stop listening.
+//!
+//! What keeps the JS process alive is owned by what needs it: the listener
+//! and the handover hold the shutdown callback's bridge. `close()` aborts the
+//! listener; a handover already under way still finishes, so a shutdown
+//! callback may call `close()` itself.
 
 use std::future::Future;
 use std::net::{SocketAddrV4, UdpSocket};
@@ -20,7 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant, SystemTime};
 
-use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
@@ -37,36 +41,32 @@ use crate::ticker;
 use crate::wire::{self, ExtensionFields, Freshness};
 
 /// Starts the user's shutdown callback at once (the call is queued to JS
-/// before it returns), handing it the `ShuttingDown` event first (one
-/// channel, so JS sees the event before the callback runs). The future
-/// settles with the callback; `Err` carries its error (message and stack).
-pub type ShutdownCallback = Box<dyn FnOnce(&Event) -> CallbackSettled + Send>;
+/// before it returns), telling it who was heard. The future settles with the
+/// callback; `Err` carries its error (message and stack). The future holds
+/// what keeps the JS process alive until the handover has finished.
+pub type ShutdownCallback = Box<dyn FnOnce(ShuttingDown) -> CallbackSettled + Send>;
 pub type CallbackSettled = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
-/// Delivers events to JS. Holding one keeps the JS process alive.
+/// Tells JS that the handover finished. Does not keep the process alive;
+/// dropped with the listener, so it holds the JS peer only while listening.
 pub trait Events: Send + Sync + 'static {
-    fn emit(&self, event: &Event);
+    fn handover(&self, report: HandoverReport);
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
-pub enum Event {
-    /// A younger instance was heard; the shutdown callback is about to run.
-    ShuttingDown {
-        heard_started_at: i64,
-        own_started_at: i64,
-        from: String,
-    },
-    /// The handover finished: the callback settled (or its deadline passed)
-    /// and the complete file was written, or could not be.
-    Handover(HandoverReport),
+/// A younger instance was heard; the shutdown callback is about to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShuttingDown {
+    pub heard_started_at: i64,
+    pub own_started_at: i64,
+    pub from: SocketAddrV4,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// The handover finished: the callback settled (or its deadline passed) and
+/// the complete file was written, or could not be.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandoverReport {
     pub heard_started_at: i64,
-    pub from: String,
+    pub from: SocketAddrV4,
     pub callback_error: Option<String>,
     pub callback_timed_out: bool,
     pub complete_file: Option<String>,
@@ -113,9 +113,10 @@ struct Core {
 #[derive(Default)]
 struct Tasks {
     closed: bool,
-    announcer: Option<AbortHandle>,
+    /// `start_broadcasting()` was called, and no handover has stopped it.
+    broadcasting: bool,
     listener: Option<AbortHandle>,
-    /// Made by the first `start_*` call, so that `startBroadcasting()` is one `sendto`.
+    /// Made with the peer, so that `startBroadcasting()` is one `sendto`.
     sender: LazySender,
 }
 
@@ -127,6 +128,9 @@ impl Peer {
             boot: clock::boot_stamp(started_at_ms),
             service: config.service.clone(),
         };
+        if let Some(warning) = config.service_warning() {
+            log.warn(format_args!("{warning}"));
+        }
         let interface = net::choose_interface(&config.channel);
         if let Some(reason) = &interface.fallback_reason {
             log.warn(format_args!(
@@ -142,6 +146,9 @@ impl Peer {
                 .map(|a| format!(" on interface {a}"))
                 .unwrap_or_default()
         ));
+        let mut tasks = Tasks::default();
+        // Now rather than in startBroadcasting(); a failure is reported there.
+        let _ = tasks.sender.get(&interface);
         Peer {
             core: Arc::new(Core {
                 config,
@@ -151,9 +158,20 @@ impl Peer {
                 stats: Stats::default(),
                 shutting_down: AtomicBool::new(false),
                 sequence: AtomicU64::new(0),
-                tasks: Mutex::new(Tasks::default()),
+                tasks: Mutex::new(tasks),
             }),
         }
+    }
+
+    /// When `announce()` is due after `start_broadcasting()`: the quick
+    /// repeats (ms from the first announcement), then the heartbeat period.
+    pub fn schedule(&self) -> (Vec<u32>, u32) {
+        let heartbeat = self.core.config.heartbeat;
+        let burst = ticker::announcement_offsets(heartbeat)
+            .take_while(|offset| *offset < heartbeat)
+            .map(|offset| offset.as_millis() as u32)
+            .collect();
+        (burst, heartbeat.as_millis() as u32)
     }
 
     pub fn shutting_down(&self) -> bool {
@@ -172,9 +190,11 @@ impl Peer {
         &self.core.interface
     }
 
-    /// Sends the first announcement now (on the caller's thread, so a new
-    /// instance is heard without waiting for a scheduler), then on schedule.
-    pub fn start_broadcasting(&self, events: Arc<dyn Events>) -> Result<(), PeerError> {
+    /// Sends the first announcement now, on the caller's thread, so that a
+    /// new instance is heard without waiting for any scheduler. `Ok(true)`
+    /// when the caller should now call `announce()` on the schedule;
+    /// `Ok(false)` when broadcasting already runs or the peer is shutting down.
+    pub fn start_broadcasting(&self) -> Result<bool, PeerError> {
         let core = &self.core;
         let mut tasks = core.tasks.lock().expect("tasks lock");
         if tasks.closed {
@@ -183,35 +203,37 @@ impl Peer {
         if self.shutting_down() {
             core.log
                 .warn(format_args!("Not starting ticker because we're shutting down"));
-            return Ok(());
+            return Ok(false);
         }
-        if tasks.announcer.is_some() {
-            return Ok(());
+        if tasks.broadcasting {
+            return Ok(false);
         }
         let socket = tasks.sender.get(&core.interface).map_err(PeerError::sending_socket)?;
         core.announce(&socket);
-        let socket = Arc::downgrade(&socket);
-        let task_core = core.clone();
-        let start = tokio::time::Instant::now();
-        let offsets = ticker::announcement_offsets(core.config.heartbeat);
+        tasks.broadcasting = true;
         // After the send; queuing a line costs the caller no wait (`log_writer`).
         let started_at = core.identity.started_at_ms;
         core.log.info(format_args!(
             "ticker started. timestamp = {started_at} ( {} )",
             crate::log::iso_time_ms(started_at)
         ));
-        let handle = crate::runtime::spawn(async move {
-            let _events = events; // held: an announcing peer keeps the process alive
-            ticker::run(start, offsets, || {
-                if let Some(socket) = socket.upgrade() {
-                    task_core.announce(&socket);
-                }
-                async {}
-            })
-            .await;
-        });
-        tasks.announcer = Some(handle.abort_handle());
-        Ok(())
+        Ok(true)
+    }
+
+    /// One scheduled announcement. False once there is nothing more to
+    /// announce (closed, or handing over): the caller stops its schedule.
+    pub fn announce(&self) -> bool {
+        let mut tasks = self.core.tasks.lock().expect("tasks lock");
+        if !tasks.broadcasting || tasks.closed || self.shutting_down() {
+            return false;
+        }
+        let Ok(socket) = tasks.sender.get(&self.core.interface) else {
+            self.core.stats.sent(false);
+            return true;
+        };
+        drop(tasks);
+        self.core.announce(&socket);
+        true
     }
 
     /// Binds and joins now, so that a port problem is reported at once.
@@ -243,8 +265,6 @@ impl Peer {
         let socket = listening.socket;
         core.log
             .info(format_args!("heartbeatClientSocket listening 0.0.0.0:{}", channel.port));
-        // Ready for startBroadcasting(); a failure here is reported there.
-        let _ = tasks.sender.get(&core.interface);
         let task_core = core.clone();
         let handle = crate::runtime::spawn(async move {
             match Receiver::new(socket) {
@@ -275,10 +295,11 @@ impl Closable for Core {
     fn close(&self) {
         let mut tasks = self.tasks.lock().expect("tasks lock");
         tasks.closed = true;
-        // The announcer holds the socket weakly: dropping it here closes it now.
+        tasks.broadcasting = false;
+        // Only the caller's thread sends: dropping the socket here closes it now.
         tasks.sender.clear();
-        for handle in [tasks.announcer.take(), tasks.listener.take()].into_iter().flatten() {
-            handle.abort();
+        if let Some(listener) = tasks.listener.take() {
+            listener.abort();
         }
     }
 }
@@ -359,22 +380,21 @@ impl Core {
                     younger = Some((started_at, packet.from));
                 }
             }
-            self.stats.add(&tally);
             if let (Some((heard, from)), Some(_)) = (younger, callback.as_ref()) {
                 if !self.shutting_down.swap(true, Ordering::SeqCst) {
                     let callback = callback.take().expect("checked above");
-                    let shutting_down = Event::ShuttingDown {
+                    // The callback first: it is what the new instance is waiting for.
+                    let settled = callback(ShuttingDown {
                         heard_started_at: heard,
                         own_started_at: self.identity.started_at_ms,
-                        from: from.to_string(),
-                    };
-                    // The callback first: it is what the new instance is waiting for.
-                    let settled = callback(&shutting_down);
+                        from,
+                    });
                     let (done, done_rx) = oneshot::channel();
                     handover_done = Some(done_rx);
                     tokio::spawn(self.clone().hand_over(heard, from, settled, events.clone(), done));
                 }
             }
+            self.stats.add(&tally);
         }
         self.log.info(format_args!("Waiting for shutdown"));
     }
@@ -383,28 +403,28 @@ impl Core {
         self: Arc<Self>,
         heard: i64,
         from: SocketAddrV4,
-        settled: CallbackSettled,
+        mut settled: CallbackSettled,
         events: Arc<dyn Events>,
         done: oneshot::Sender<()>,
     ) {
-        if let Some(announcer) = self.tasks.lock().expect("tasks lock").announcer.take() {
-            announcer.abort();
-        }
+        self.tasks.lock().expect("tasks lock").broadcasting = false;
         let own = self.identity.started_at_ms;
         self.log.info(format_args!(
             "Shutting down, theres a new server running with timestamp : {heard} and we have {own} (announced from {from})"
         ));
         let mut report = HandoverReport {
             heard_started_at: heard,
-            from: from.to_string(),
+            from,
             callback_error: None,
             callback_timed_out: false,
             complete_file: None,
             complete_file_error: None,
         };
+        // Awaited by reference: the callback's bridge keeps the JS process
+        // alive until the report below is out, even past a deadline.
         let outcome = match self.config.callback_timeout {
-            Some(deadline) => tokio::time::timeout(deadline, settled).await.ok(),
-            None => Some(settled.await),
+            Some(deadline) => tokio::time::timeout(deadline, &mut settled).await.ok(),
+            None => Some((&mut settled).await),
         };
         match outcome {
             Some(Ok(())) => {}
@@ -440,8 +460,9 @@ impl Core {
                 report.complete_file_error = Some(error);
             }
         }
-        events.emit(&Event::Handover(report));
+        events.handover(report);
         let _ = done.send(());
+        drop(settled);
     }
 }
 
