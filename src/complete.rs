@@ -177,7 +177,11 @@ mod tests {
                 names.sort();
                 names
             };
-            assert_eq!(names("watched"), ["complete"], "no temporary file left next to the target");
+            assert_eq!(
+                names("watched"),
+                ["complete"],
+                "no temporary file left next to the target"
+            );
             assert_eq!(names("links"), ["done", "hop"]);
             // A second write replaces the existing target, through the link again.
             write(&link, SystemTime::now()).unwrap();

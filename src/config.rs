@@ -296,7 +296,9 @@ impl PeerConfig {
             }
             Some(name) => (Some(name.to_string()), None),
             None => match source.env("BALENA_SERVICE_NAME") {
-                Some(name) if name.len() > SERVICE_NAME_MAX => (Some(shorten_service_name(name)), Some(name.to_string())),
+                Some(name) if name.len() > SERVICE_NAME_MAX => {
+                    (Some(shorten_service_name(name)), Some(name.to_string()))
+                }
                 name => (name.map(String::from), None),
             },
         };
@@ -589,7 +591,10 @@ mod tests {
         let c = PeerConfig::resolve(&Options::default(), &env(&[("BALENA_SERVICE_NAME", long)])).unwrap();
         let scope = c.service.clone().unwrap();
         assert!(scope.len() <= SERVICE_NAME_MAX, "{scope}");
-        assert!(scope.starts_with(&long[..SHORTENED_PREFIX_MAX]) && scope.contains('~'), "{scope}");
+        assert!(
+            scope.starts_with(&long[..SHORTENED_PREFIX_MAX]) && scope.contains('~'),
+            "{scope}"
+        );
         assert_eq!(c.service_shortened_from.as_deref(), Some(long));
         // Deterministic, so the old and the new instance share the scope...
         assert_eq!(shorten_service_name(long), scope);
@@ -641,7 +646,10 @@ mod tests {
             &env(&[("BALENA_SERVICE_HANDOVER_COMPLETE_PATH", "done")]),
         )
         .unwrap();
-        assert_eq!(c.complete_path.choose(|p| p == Path::new(".")), Some(PathBuf::from("done")));
+        assert_eq!(
+            c.complete_path.choose(|p| p == Path::new(".")),
+            Some(PathBuf::from("done"))
+        );
     }
 
     #[test]

@@ -142,7 +142,10 @@ pub fn interface_ipv4(name: &str) -> io::Result<Option<Ipv4Addr>> {
     if found {
         Ok(None)
     } else {
-        Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named {name}")))
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface named {name}"),
+        ))
     }
 }
 
@@ -687,7 +690,12 @@ mod tests {
         let interface = choose_interface(&channel);
         assert_eq!(interface.address, Some(Ipv4Addr::LOCALHOST));
         let listening = listening_socket(&channel, &interface).unwrap();
-        assert_eq!(listening.refused_set(), Refused::default(), "{:?}", listening.refusals());
+        assert_eq!(
+            listening.refused_set(),
+            Refused::default(),
+            "{:?}",
+            listening.refusals()
+        );
         let mut receiver = Receiver::new(listening.socket).unwrap();
         let sender = sending_socket(&interface).unwrap();
         let to = SocketAddrV4::new(channel.target, channel.port);
@@ -708,7 +716,9 @@ mod tests {
     /// A packet's bytes that say which packet it is at every offset, so that
     /// a tail received into another packet's room would show.
     fn numbered(number: u8, length: usize) -> Vec<u8> {
-        (0..length).map(|at| number.wrapping_mul(31).wrapping_add((at % 251) as u8)).collect()
+        (0..length)
+            .map(|at| number.wrapping_mul(31).wrapping_add((at % 251) as u8))
+            .collect()
     }
 
     #[tokio::test]
@@ -729,7 +739,10 @@ mod tests {
             for packet in receiver.next_batch().await.unwrap() {
                 let number = seen.len();
                 assert_eq!(packet.bytes.len(), lengths[number], "packet {number}");
-                assert!(packet.bytes == numbered(number as u8, lengths[number]), "packet {number}");
+                assert!(
+                    packet.bytes == numbered(number as u8, lengths[number]),
+                    "packet {number}"
+                );
                 seen.push(number);
             }
         }
@@ -762,7 +775,10 @@ mod tests {
         let packets: Vec<Packet<'_>> = batch.packets().collect();
         assert_eq!(packets.len(), lengths.len());
         for (number, packet) in packets.iter().enumerate() {
-            assert!(packet.bytes == numbered(number as u8, lengths[number]), "packet {number}");
+            assert!(
+                packet.bytes == numbered(number as u8, lengths[number]),
+                "packet {number}"
+            );
             assert_eq!(packet.from, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 7), 4242));
         }
         // An empty socket is `WouldBlock`, not an empty batch.
