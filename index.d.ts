@@ -28,12 +28,18 @@ export interface HandoverOptions {
   /**
    * Where the handover-complete file is written. Env
    * `BALENA_SERVICE_HANDOVER_COMPLETE_PATH`; default `/tmp/balena/handover-complete`,
-   * or `/tmp/resin/resin-kill-me` when only `/tmp/resin` exists.
+   * or `/tmp/resin/resin-kill-me` when only `/tmp/resin` exists. A relative
+   * path is relative to the working directory; a symbolic link is written
+   * through (the link stays).
    */
   handoverCompletePath?: string
   /** Write the complete file anyway when the shutdown callback has not settled after this many ms. Env `HANDOVER_CALLBACK_TIMEOUT_MS`; default: wait forever. */
   callbackTimeoutMs?: number
-  /** Service scope: announcements of other services are ignored. Env `BALENA_SERVICE_NAME`. At most 63 bytes of UTF-8. */
+  /**
+   * Service scope: announcements of other services are ignored. Env
+   * `BALENA_SERVICE_NAME`. At most 63 bytes of UTF-8 (a `RangeError` here); a
+   * longer `BALENA_SERVICE_NAME` is shortened, with a warning.
+   */
   serviceName?: string
   /** Shared secret: announcements are signed (HMAC-SHA256) and unsigned, forged or replayed ones ignored. Env `HANDOVER_SECRET`. */
   secret?: string
@@ -60,31 +66,9 @@ export interface HandoverLogger {
 export type { HandoverStats } from './binding'
 import type { HandoverStats } from './binding'
 
-/** Emitted as `'shuttingDown'` when a younger instance is heard. */
-export interface ShuttingDownEvent {
-  type: 'shuttingDown'
-  /** The younger instance's `startedAt`, ms since the epoch. */
-  heardStartedAt: number
-  /** This instance's `startedAt`, ms since the epoch. */
-  ownStartedAt: number
-  /** `address:port` the announcement came from. */
-  from: string
-}
-
-/** Emitted as `'handover'`, and the value of `peer.handover`, once this instance has handed over. */
-export interface HandoverReport {
-  type: 'handover'
-  heardStartedAt: number
-  from: string
-  /** Message and stack of what the shutdown callback threw or rejected with. */
-  callbackError: string | null
-  /** True when the callback did not settle within `callbackTimeoutMs`. */
-  callbackTimedOut: boolean
-  /** Where the handover-complete file was written. */
-  completeFile: string | null
-  /** Why it could not be written (path and OS error). */
-  completeFileError: string | null
-}
+/** `'shuttingDown'` and `'handover'` payloads (generated from the Rust docs). */
+export type { ShuttingDownEvent, HandoverReport } from './binding'
+import type { ShuttingDownEvent, HandoverReport } from './binding'
 
 /** What a status listener receives for every status packet heard. */
 export interface HandoverStatusMessage {
@@ -173,9 +157,12 @@ export declare class HandoverStatus extends EventEmitter {
   readonly networkPort: number
   /** Address status messages are sent to. */
   readonly statusBroadcastAddress: string
-  /** Sends `UP` now and every 10 s; idempotent; stops `DOWN`. */
+  /** Sends `UP` now and every 10 s; idempotent; leaves `DOWN` running (as handover-lib). */
   startBroadcastingServiceUp(): void
-  /** Sends `DOWN` now and every 100 ms; a repeated call restarts the ticker; stops `UP`. */
+  /**
+   * Sends `DOWN` now and every 100 ms; a repeated call restarts that ticker;
+   * leaves `UP` running (as handover-lib): DOWN is terminal for this instance.
+   */
   startBroadcastingServiceDown(): void
   /** Calls `callback` for every status packet heard, our own included. Errors it throws or rejects with are logged. */
   startListening(callback: (message: HandoverStatusMessage) => unknown | Promise<unknown>): void
