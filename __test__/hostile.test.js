@@ -191,7 +191,31 @@ test('50,000 create/start/close cycles of each class leave memory, descriptors a
   const { before, after } = JSON.parse(lines.pop())
   expect(after.fds).toBe(before.fds)
   expect(after.threads).toBe(before.threads)
-  // The allocator's fragmentation moves RSS by several MiB either way from
-  // run to run; the leak this guards against (0.5 KiB an object) added 50 MiB.
-  expect((after.rss - before.rss) / 2 ** 20).toBeLessThan(20)
+  // The allocator's fragmentation moves RSS by up to ~20 MiB from run to run
+  // on a busy machine; the leaks this guards against added 50 MiB (a cleanup
+  // hook per object) and 200 MiB (a JS peer held from a GC root).
+  expect((after.rss - before.rss) / 2 ** 20).toBeLessThan(32)
 }, 150_000)
+
+test('close() lets the process exit while a shutdown callback that never settles is awaited', () => {
+  const source = `
+    const { HandoverPeer } = require('./index.js')
+    const options = { port: 21005, networkMode: 'host', networkInterface: 'lo', logLevel: 'error',
+                      handoverCompletePath: require('os').tmpdir() + '/handover-never-settles-' + process.pid }
+    const old = new HandoverPeer(new Date(1000), { id: 'old' }, options)
+    old.startListening(() => new Promise(() => {})) // never settles; no callbackTimeoutMs
+    old.on('shuttingDown', () => {
+      console.log('shutting down')
+      setTimeout(() => old.close(), 50)
+    })
+    const young = new HandoverPeer(new Date(), { id: 'young' }, options)
+    young.startBroadcasting()
+    setTimeout(() => young.close(), 20)
+  `
+  const started = Date.now()
+  const result = spawnSync(process.execPath, ['-e', source], { cwd: ROOT, encoding: 'utf8', timeout: 10_000 })
+  expect(result.stdout).toContain('shutting down')
+  expect(result.signal).toBeNull() // not killed by the timeout: it exited by itself
+  expect(result.status).toBe(0)
+  expect(Date.now() - started).toBeLessThan(5_000)
+})

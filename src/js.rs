@@ -17,7 +17,7 @@ use napi_derive::napi;
 use crate::config::{self, ConfigError, Options, PeerConfig, StatusConfig};
 use crate::lifecycle::CloseHandle;
 use crate::log::{Level, Logger};
-use crate::peer::{Events, Peer, PeerError, ShutdownCallback, ShuttingDown};
+use crate::peer::{CallbackCalled, Events, Peer, PeerError, ShutdownCallback, ShuttingDown};
 use crate::stats::Snapshot;
 use crate::status::{KeepAlive, StatusChannel, StatusSink};
 use crate::wire::{self, StatusMessage};
@@ -231,9 +231,7 @@ fn shutdown_callback(function: CallbackFunction) -> ShutdownCallback {
                 let _ = returned.send(result);
                 Ok(())
             });
-        Box::pin(async move {
-            // Held until the handover is over: a listening peer keeps Node alive.
-            let _keep_alive = function;
+        let settled = Box::pin(async move {
             if status != Status::Ok {
                 return Err(format!("cannot call the shutdown callback: {status}"));
             }
@@ -246,7 +244,11 @@ fn shutdown_callback(function: CallbackFunction) -> ShutdownCallback {
                 Ok(Some(error)) => Err(error),
                 Err(e) => Err(e.reason.clone()),
             }
-        })
+        });
+        CallbackCalled {
+            settled,
+            keep_alive: Box::new(function),
+        }
     })
 }
 

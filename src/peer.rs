@@ -41,11 +41,20 @@ use crate::ticker;
 use crate::wire::{self, ExtensionFields, Freshness};
 
 /// Starts the user's shutdown callback at once (the call is queued to JS
-/// before it returns), telling it who was heard. The future settles with the
-/// callback; `Err` carries its error (message and stack). The future holds
-/// what keeps the JS process alive until the handover has finished.
-pub type ShutdownCallback = Box<dyn FnOnce(ShuttingDown) -> CallbackSettled + Send>;
+/// before it returns), telling it who was heard. Holding it keeps the JS
+/// process alive (a listening peer does).
+pub type ShutdownCallback = Box<dyn FnOnce(ShuttingDown) -> CallbackCalled + Send>;
+/// Settles with the callback; `Err` carries its error (message and stack).
 pub type CallbackSettled = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A shutdown callback under way.
+pub struct CallbackCalled {
+    pub settled: CallbackSettled,
+    /// Keeps the JS process alive until the handover has finished, or until
+    /// `close()`: a callback that never settles (and has no deadline) then no
+    /// longer holds the process open.
+    pub keep_alive: Box<dyn Send>,
+}
 
 /// Tells JS that the handover finished. Does not keep the process alive;
 /// dropped with the listener, so it holds the JS peer only while listening.
@@ -116,6 +125,8 @@ struct Tasks {
     /// `start_broadcasting()` was called, and no handover has stopped it.
     broadcasting: bool,
     listener: Option<AbortHandle>,
+    /// Held while a handover runs; `close()` lets go of it.
+    handover_keep_alive: Option<Box<dyn Send>>,
     /// Made with the peer, so that `startBroadcasting()` is one `sendto`.
     sender: LazySender,
 }
@@ -301,6 +312,7 @@ impl Closable for Core {
         if let Some(listener) = tasks.listener.take() {
             listener.abort();
         }
+        tasks.handover_keep_alive = None;
     }
 }
 
@@ -384,14 +396,19 @@ impl Core {
                 if !self.shutting_down.swap(true, Ordering::SeqCst) {
                     let callback = callback.take().expect("checked above");
                     // The callback first: it is what the new instance is waiting for.
-                    let settled = callback(ShuttingDown {
+                    let called = callback(ShuttingDown {
                         heard_started_at: heard,
                         own_started_at: self.identity.started_at_ms,
                         from,
                     });
                     let (done, done_rx) = oneshot::channel();
                     handover_done = Some(done_rx);
-                    tokio::spawn(self.clone().hand_over(heard, from, settled, events.clone(), done));
+                    let mut tasks = self.tasks.lock().expect("tasks lock");
+                    if !tasks.closed {
+                        tasks.handover_keep_alive = Some(called.keep_alive);
+                    }
+                    drop(tasks);
+                    tokio::spawn(self.clone().hand_over(heard, from, called.settled, events.clone(), done));
                 }
             }
             self.stats.add(&tally);
@@ -403,7 +420,7 @@ impl Core {
         self: Arc<Self>,
         heard: i64,
         from: SocketAddrV4,
-        mut settled: CallbackSettled,
+        settled: CallbackSettled,
         events: Arc<dyn Events>,
         done: oneshot::Sender<()>,
     ) {
@@ -420,11 +437,9 @@ impl Core {
             complete_file: None,
             complete_file_error: None,
         };
-        // Awaited by reference: the callback's bridge keeps the JS process
-        // alive until the report below is out, even past a deadline.
         let outcome = match self.config.callback_timeout {
-            Some(deadline) => tokio::time::timeout(deadline, &mut settled).await.ok(),
-            None => Some((&mut settled).await),
+            Some(deadline) => tokio::time::timeout(deadline, settled).await.ok(),
+            None => Some(settled.await),
         };
         match outcome {
             Some(Ok(())) => {}
@@ -462,7 +477,8 @@ impl Core {
         }
         events.handover(report);
         let _ = done.send(());
-        drop(settled);
+        // Only now may the process exit: the report is on its way to JS.
+        self.tasks.lock().expect("tasks lock").handover_keep_alive = None;
     }
 }
 
