@@ -8,7 +8,6 @@ const { EventEmitter } = require('node:events')
 const { performance } = require('node:perf_hooks')
 const native = require('./binding.js')
 
-const TAGGED = /^\[(TypeError|RangeError)\] /
 const ENVIRONMENT_VARIABLES = native.environmentVariables()
 
 /** The part of process.env the configuration reads (read at construction, as the original). */
@@ -21,19 +20,45 @@ function environment() {
   return picked
 }
 
-/** Runs a native call and rethrows its error as TypeError/RangeError/Error. */
+/**
+ * Error codes, as on the errors this package throws (`error.code`):
+ * ERR_INVALID_ARG_TYPE (TypeError), ERR_OUT_OF_RANGE (RangeError),
+ * ERR_HANDOVER_CLOSED and ERR_HANDOVER_SOCKET (Error). The native side throws
+ * with class and code already; only napi's own conversion failures (a value
+ * of the wrong JS type for a typed parameter) are translated here.
+ */
+const CODES = {
+  INVALID_ARG_TYPE: 'ERR_INVALID_ARG_TYPE',
+  OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
+  CLOSED: 'ERR_HANDOVER_CLOSED',
+  SOCKET: 'ERR_HANDOVER_SOCKET',
+}
+
+/** A TypeError with Node's code for a bad argument. */
+function argumentError(message) {
+  const error = new TypeError(message)
+  error.code = CODES.INVALID_ARG_TYPE
+  return error
+}
+
+const CLASSES = { TypeError, RangeError, Error }
+const OUR_CODES = new Set(Object.values(CODES))
+
+/**
+ * Runs a native call. Its errors are rebuilt here, by code: the addon creates
+ * them in Node's main realm, where `instanceof RangeError` is false for code
+ * running in another one (a Jest test file). napi's own conversion failures
+ * become our TypeError.
+ */
 function call(fn) {
   try {
     return fn()
   } catch (error) {
-    if (error && /Expected$/.test(error.code)) {
-      // napi's own conversion failure: a value of the wrong JS type.
-      throw new TypeError(conversionMessage(error.message))
-    }
-    const tagged = TAGGED.exec(error && error.message)
-    if (!tagged) throw error
-    const Class = tagged[1] === 'TypeError' ? TypeError : RangeError
-    throw new Class(error.message.slice(tagged[0].length))
+    if (error && /Expected$/.test(error.code)) throw argumentError(conversionMessage(error.message))
+    if (!error || !OUR_CODES.has(error.code)) throw error
+    const rebuilt = new (CLASSES[error.name] || Error)(error.message)
+    rebuilt.code = error.code
+    throw rebuilt
   }
 }
 
@@ -49,22 +74,22 @@ function conversionMessage(message) {
 
 function checkDate(value, name) {
   if (Object.prototype.toString.call(value) !== '[object Date]') {
-    throw new TypeError(`${name} must be a Date; got ${describe(value)}`)
+    throw argumentError(`${name} must be a Date; got ${describe(value)}`)
   }
-  if (Number.isNaN(value.valueOf())) throw new TypeError(`${name} must be a valid Date; got an Invalid Date`)
+  if (Number.isNaN(value.valueOf())) throw argumentError(`${name} must be a valid Date; got an Invalid Date`)
 }
 
 function checkContext(context) {
   if (context === undefined || context === null) return
   if (typeof context !== 'object' || typeof context.id !== 'string') {
-    throw new TypeError(`context must be an object with a string id; got ${describe(context)}`)
+    throw argumentError(`context must be an object with a string id; got ${describe(context)}`)
   }
 }
 
 /** Splits the options into what the native side reads and the JS logger. */
 function checkOptions(options, context) {
   if (options === undefined || options === null) return { native: undefined, logSink: undefined }
-  if (typeof options !== 'object') throw new TypeError(`options must be an object; got ${describe(options)}`)
+  if (typeof options !== 'object') throw argumentError(`options must be an object; got ${describe(options)}`)
   const { logger, ...native } = options
   return { native, logSink: logSinkFor(logger, context) }
 }
@@ -95,18 +120,18 @@ function logSinkFor(logger, context) {
       if (typeof write === 'function') write.call(logger, `[${context.id}] ${message}`)
     })
   }
-  throw new TypeError(`options.logger must be a function or an object with error/warn/info/debug methods; got ${describe(logger)}`)
+  throw argumentError(`options.logger must be a function or an object with error/warn/info/debug methods; got ${describe(logger)}`)
 }
 
 /** An array of strings; a hole or another type is named by its index (`every` would skip holes). */
 function checkAddresses(addresses) {
   if (!Array.isArray(addresses)) {
-    throw new TypeError(`addresses must be an array of IPv4 address strings; got ${describe(addresses)}`)
+    throw argumentError(`addresses must be an array of IPv4 address strings; got ${describe(addresses)}`)
   }
   for (let i = 0; i < addresses.length; i++) {
     if (typeof addresses[i] !== 'string') {
       const got = i in addresses ? describe(addresses[i]) : 'an empty slot'
-      throw new TypeError(`addresses[${i}] must be an IPv4 address string; got ${got}`)
+      throw argumentError(`addresses[${i}] must be an IPv4 address string; got ${got}`)
     }
   }
 }
@@ -139,7 +164,7 @@ function guarded(sink) {
 }
 
 function checkFunction(value, name) {
-  if (typeof value !== 'function') throw new TypeError(`${name} must be a function; got ${describe(value)}`)
+  if (typeof value !== 'function') throw argumentError(`${name} must be a function; got ${describe(value)}`)
 }
 
 function describe(value) {
@@ -181,9 +206,9 @@ class NativeChannel extends EventEmitter {
    */
   _startListening(start) {
     try {
-      start()
+      call(start)
     } catch (error) {
-      if (/closed/.test(error.message)) throw error
+      if (error.code === CODES.CLOSED) throw error
       if (this.listenerCount('error') > 0) this.emit('error', error)
     }
   }
@@ -291,7 +316,7 @@ class HandoverStatus extends NativeChannel {
   constructor(startedAt, serviceName, addresses, context, options) {
     super()
     checkDate(startedAt, 'startedAt')
-    if (typeof serviceName !== 'string') throw new TypeError(`serviceName must be a string; got ${describe(serviceName)}`)
+    if (typeof serviceName !== 'string') throw argumentError(`serviceName must be a string; got ${describe(serviceName)}`)
     checkAddresses(addresses)
     checkContext(context)
     this.startedAt = startedAt
@@ -340,7 +365,7 @@ class HandoverStatus extends NativeChannel {
 
 /** Decodes one packet of the handover or the status channel (for tools). */
 function describePacket(buffer) {
-  if (!(buffer instanceof Uint8Array)) throw new TypeError(`packet must be a Buffer or Uint8Array; got ${describe(buffer)}`)
+  if (!(buffer instanceof Uint8Array)) throw argumentError(`packet must be a Buffer or Uint8Array; got ${describe(buffer)}`)
   return JSON.parse(native.describePacket(Buffer.isBuffer(buffer) ? buffer : Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength)))
 }
 

@@ -87,3 +87,30 @@ describe('HandoverStatus', () => {
     expect(() => encodeStatusMessage(1, 'api', [], 'SHUTTINGDOWN')).toThrow(/status is 12 bytes of UTF-8; at most 8/)
   })
 })
+
+describe('error codes', () => {
+  const { HandoverPeer: Peer, HandoverStatus: Status, describePacket: describe_, encodeStatusMessage: encode } = require('..')
+  const codeOf = (fn) => {
+    try {
+      fn()
+    } catch (error) {
+      return [error.constructor, error.code]
+    }
+    return null
+  }
+
+  test('each error carries a stable code in the class of the caller’s realm', () => {
+    expect(codeOf(() => new Peer('yesterday'))).toEqual([TypeError, 'ERR_INVALID_ARG_TYPE'])
+    expect(codeOf(() => new Peer(new Date(), undefined, { port: 70000 }))).toEqual([RangeError, 'ERR_OUT_OF_RANGE'])
+    expect(codeOf(() => new Peer(new Date(), undefined, { port: null }))).toEqual([TypeError, 'ERR_INVALID_ARG_TYPE'])
+    expect(codeOf(() => new Status(new Date(), 'api', ['10.0.0.1', 'fe80::1']))).toEqual([TypeError, 'ERR_INVALID_ARG_TYPE'])
+    expect(codeOf(() => encode(Date.now(), 'api', [], 'DRAININGNOW'))).toEqual([RangeError, 'ERR_OUT_OF_RANGE'])
+    expect(codeOf(() => describe_(5))).toEqual([TypeError, 'ERR_INVALID_ARG_TYPE'])
+    const peer = new Peer(new Date(), undefined, { port: 22990, networkMode: 'host', networkInterface: 'lo', logLevel: 'error' })
+    peer.close()
+    expect(codeOf(() => peer.startBroadcasting())).toEqual([Error, 'ERR_HANDOVER_CLOSED'])
+    const status = new Status(new Date(), 'api', [], undefined, { port: 22991, networkMode: 'host', networkInterface: 'lo', logLevel: 'error' })
+    status.close()
+    expect(codeOf(() => status.startListening(() => {}))).toEqual([Error, 'ERR_HANDOVER_CLOSED'])
+  })
+})

@@ -288,6 +288,7 @@ impl PeerConfig {
         // The caller's own option must fit; the environment's value must not
         // stop a drop-in from starting (the original never reads it).
         let (service, service_shortened_from) = match options.service_name.as_deref().filter(|v| !v.is_empty()) {
+            Some(name) if name.contains('\0') => return Err(nul_in("options.serviceName")),
             Some(name) if name.len() > SERVICE_NAME_MAX => {
                 return Err(ConfigError::Range(format!(
                     "service name '{name}' is {} bytes of UTF-8; at most {SERVICE_NAME_MAX} are allowed",
@@ -370,9 +371,19 @@ impl StatusConfig {
     }
 }
 
+/// NUL pads names on the wire: one inside a name would cut it short there.
+fn nul_in(what: &str) -> ConfigError {
+    ConfigError::Type(format!(
+        "{what} must not contain a NUL character: the wire format pads names with NUL"
+    ))
+}
+
 /// Checks what a status message will carry, once, at construction.
 pub fn status_identity(service_name: &str, addresses: &[String]) -> Result<Vec<Ipv4Addr>, ConfigError> {
     use crate::wire::STATUS_ADDRESSES_MAX;
+    if service_name.contains('\0') {
+        return Err(nul_in("serviceName"));
+    }
     if service_name.len() > SERVICE_NAME_MAX {
         return Err(ConfigError::Range(format!(
             "serviceName is {} bytes of UTF-8; at most {SERVICE_NAME_MAX} fit in a status message",
@@ -582,6 +593,18 @@ mod tests {
             status_identity("api", &["0.1.2.3".into()]),
             Err(ConfigError::Range(_))
         ));
+    }
+
+    #[test]
+    fn a_nul_in_a_service_name_is_refused_rather_than_cut_short_on_the_wire() {
+        assert!(matches!(status_identity("ap\0i", &[]), Err(ConfigError::Type(m)) if m.contains("NUL")));
+        let options = Options {
+            service_name: Some("ap\0i".into()),
+            ..Options::default()
+        };
+        assert!(
+            matches!(PeerConfig::resolve(&options, &env(&[])), Err(ConfigError::Type(m)) if m.contains("options.serviceName"))
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The N-API glue: classes that convert JS values, forward to `peer` and
 //! `status`, and map errors. No behaviour lives here.
 //!
-//! Errors from bad input carry a `[TypeError]` or `[RangeError]` tag that
-//! `index.js` turns into the matching JS error class.
+//! Errors are thrown in one place (`Failure`), with the JS class and a
+//! stable `code` that `index.js` and users can branch on.
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
@@ -252,23 +252,73 @@ fn shutdown_callback(function: CallbackFunction) -> ShutdownCallback {
     })
 }
 
-fn config_error(e: ConfigError) -> Error {
-    let tag = match e {
-        ConfigError::Type(_) => "TypeError",
-        ConfigError::Range(_) => "RangeError",
-    };
-    Error::new(Status::InvalidArg, format!("[{tag}] {e}"))
+/// Every error this addon throws: its JS class and a stable `code`, in
+/// Node's style. The one place where Rust errors become JS errors.
+enum Failure {
+    /// A value of the wrong type or shape: `TypeError`, `ERR_INVALID_ARG_TYPE`.
+    Type(String),
+    /// A value outside its limits: `RangeError`, `ERR_OUT_OF_RANGE`.
+    Range(String),
+    /// The object was closed: `Error`, `ERR_HANDOVER_CLOSED`.
+    Closed(String),
+    /// The OS refused a socket: `Error`, `ERR_HANDOVER_SOCKET`.
+    Socket(String),
 }
 
-fn peer_error(e: PeerError) -> Error {
-    Error::new(Status::GenericFailure, e.to_string())
+impl Failure {
+    fn code(&self) -> &'static str {
+        match self {
+            Failure::Type(_) => "ERR_INVALID_ARG_TYPE",
+            Failure::Range(_) => "ERR_OUT_OF_RANGE",
+            Failure::Closed(_) => "ERR_HANDOVER_CLOSED",
+            Failure::Socket(_) => "ERR_HANDOVER_SOCKET",
+        }
+    }
+
+    /// Throws the JS error; the returned error only tells napi it is pending.
+    fn throw(self, env: &Env) -> Error {
+        let code = self.code();
+        let thrown = match &self {
+            Failure::Type(message) => env.throw_type_error(message, Some(code)),
+            Failure::Range(message) => env.throw_range_error(message, Some(code)),
+            Failure::Closed(message) | Failure::Socket(message) => env.throw_error(message, Some(code)),
+        };
+        match thrown {
+            Ok(()) => Error::new(Status::PendingException, code.to_string()),
+            Err(e) => e,
+        }
+    }
 }
 
-fn timestamp(ms: f64, name: &str) -> Result<i64> {
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        match e {
+            ConfigError::Type(message) => Failure::Type(message),
+            ConfigError::Range(message) => Failure::Range(message),
+        }
+    }
+}
+
+impl From<PeerError> for Failure {
+    fn from(e: PeerError) -> Self {
+        let message = e.to_string();
+        match e {
+            PeerError::Closed(_) => Failure::Closed(message),
+            PeerError::Io(_) => Failure::Socket(message),
+        }
+    }
+}
+
+/// `.map_err(thrown(&env))`: converts and throws.
+fn thrown<E: Into<Failure>>(env: &Env) -> impl FnOnce(E) -> Error + '_ {
+    move |e| e.into().throw(env)
+}
+
+fn timestamp(ms: f64, name: &str) -> std::result::Result<i64, Failure> {
     if ms.is_finite() && ms.fract() == 0.0 && ms.abs() <= 8.64e15 {
         Ok(ms as i64)
     } else {
-        Err(config_error(ConfigError::Type(format!("{name} must be a valid Date"))))
+        Err(Failure::Type(format!("{name} must be a valid Date")))
     }
 }
 
@@ -367,8 +417,8 @@ impl NativePeer {
         environment: HashMap<String, String>,
         #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
-        let started_at_ms = timestamp(started_at_ms, "startedAt")?;
-        let config = PeerConfig::resolve(&options.unwrap_or_default().into(), &environment).map_err(config_error)?;
+        let started_at_ms = timestamp(started_at_ms, "startedAt").map_err(thrown(&node))?;
+        let config = PeerConfig::resolve(&options.unwrap_or_default().into(), &environment).map_err(thrown(&node))?;
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
         let peer = Peer::new(started_at_ms, config, log.clone());
@@ -412,8 +462,8 @@ impl NativePeer {
     /// Sends the first announcement. True when the caller should now call
     /// `announce()` at `announceAfterMs`, then every `heartbeatMs`.
     #[napi]
-    pub fn start_broadcasting(&self) -> Result<bool> {
-        self.peer.start_broadcasting().map_err(peer_error)
+    pub fn start_broadcasting(&self, env: Env) -> Result<bool> {
+        self.peer.start_broadcasting().map_err(thrown(&env))
     }
 
     /// One scheduled announcement; false once the schedule should stop.
@@ -439,10 +489,11 @@ impl NativePeer {
         &self,
         #[napi(ts_arg_type = "(event: ShuttingDownEvent) => Promise<string | null>")] callback: CallbackFunction,
         #[napi(ts_arg_type = "(report: HandoverReport) => void")] on_handover: ReportFunction,
+        env: Env,
     ) -> Result<()> {
         self.peer
             .start_listening(shutdown_callback(callback), Arc::new(JsReports(on_handover)))
-            .map_err(peer_error)
+            .map_err(thrown(&env))
     }
 
     #[napi]
@@ -488,9 +539,9 @@ impl NativeStatus {
         environment: HashMap<String, String>,
         #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
-        let started_at_ms = timestamp(started_at_ms, "startedAt")?;
-        let addresses = config::status_identity(&service_name, &addresses).map_err(config_error)?;
-        let config = StatusConfig::resolve(&options.unwrap_or_default().into(), &environment).map_err(config_error)?;
+        let started_at_ms = timestamp(started_at_ms, "startedAt").map_err(thrown(&node))?;
+        let addresses = config::status_identity(&service_name, &addresses).map_err(thrown(&node))?;
+        let config = StatusConfig::resolve(&options.unwrap_or_default().into(), &environment).map_err(thrown(&node))?;
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
         let channel = StatusChannel::new(started_at_ms, service_name, addresses, config, log.clone());
@@ -515,27 +566,32 @@ impl NativeStatus {
     }
 
     #[napi]
-    pub fn start_up(&self, #[napi(ts_arg_type = "() => void")] keep_alive: KeepAliveFunction) -> Result<()> {
+    pub fn start_up(&self, #[napi(ts_arg_type = "() => void")] keep_alive: KeepAliveFunction, env: Env) -> Result<()> {
         self.channel
             .start_up(Arc::new(JsKeepAlive(keep_alive)))
-            .map_err(peer_error)
+            .map_err(thrown(&env))
     }
 
     #[napi]
-    pub fn start_down(&self, #[napi(ts_arg_type = "() => void")] keep_alive: KeepAliveFunction) -> Result<()> {
+    pub fn start_down(
+        &self,
+        #[napi(ts_arg_type = "() => void")] keep_alive: KeepAliveFunction,
+        env: Env,
+    ) -> Result<()> {
         self.channel
             .start_down(Arc::new(JsKeepAlive(keep_alive)))
-            .map_err(peer_error)
+            .map_err(thrown(&env))
     }
 
     #[napi]
     pub fn start_listening(
         &self,
         #[napi(ts_arg_type = "(message: HandoverStatusMessage) => void")] callback: StatusFunction,
+        env: Env,
     ) -> Result<()> {
         self.channel
             .start_listening(Arc::new(JsStatusSink(callback)))
-            .map_err(peer_error)
+            .map_err(thrown(&env))
     }
 
     #[napi]
@@ -570,13 +626,14 @@ pub fn describe_packet(packet: Buffer) -> String {
 /// Encodes a status message (for tools and tests).
 #[napi]
 pub fn encode_status_message(
+    env: Env,
     timestamp_ms: f64,
     service_name: String,
     addresses: Vec<String>,
     status: String,
 ) -> Result<Buffer> {
-    let timestamp_ms = timestamp(timestamp_ms, "timestamp")?;
-    let addresses = config::status_identity(&service_name, &addresses).map_err(config_error)?;
+    let timestamp_ms = timestamp(timestamp_ms, "timestamp").map_err(thrown(&env))?;
+    let addresses = config::status_identity(&service_name, &addresses).map_err(thrown(&env))?;
     wire::encode_status(&StatusMessage {
         timestamp_ms,
         service_name,
@@ -584,5 +641,5 @@ pub fn encode_status_message(
         status,
     })
     .map(|bytes| bytes.to_vec().into())
-    .map_err(|e| config_error(ConfigError::Range(e.to_string())))
+    .map_err(|e| Failure::Range(e.to_string()).throw(&env))
 }
