@@ -1,50 +1,13 @@
 /// <reference types="node" />
 import { EventEmitter } from 'node:events'
 
+import type { HandoverOptions as NativeOptions } from './binding'
+
 /**
- * Options for {@link HandoverPeer} and {@link HandoverStatus}. Each option wins
- * over its environment variable, which wins over the default. Invalid values
- * throw a `TypeError` or `RangeError` from the constructor.
+ * Options for {@link HandoverPeer} and {@link HandoverStatus}: the native
+ * ones (generated from the Rust docs), plus the logger, which JS owns.
  */
-export interface HandoverOptions {
-  /** UDP port. Env `SHUTDOWN_PORT` (peer, default 1536) / `HANDOVER_STATUS_PORT` (status, default 1537). */
-  port?: number
-  /**
-   * Where announcements are sent: a multicast group (joined by the listener),
-   * or a unicast or broadcast address. Env `SHUTDOWN_BROADCAST_ADDRESS` /
-   * `HANDOVER_STATUS_BROADCAST_ADDRESS`; default `239.192.16.16`.
-   */
-  address?: string
-  /**
-   * `'bridge'` (default): join on the default interface; each container has its
-   * own network namespace. `'host'`: join and send only on `networkInterface`,
-   * so that a fleet on one LAN does not hear each other. Env `HANDOVER_NETWORK_MODE`.
-   */
-  networkMode?: 'bridge' | 'host'
-  /** Host mode: the interface's name or IPv4 address. Env `NETWORK_INTERFACE`; default `supervisor0`. */
-  networkInterface?: string
-  /** Regular interval between announcements in ms (after the start-up burst). Env `HANDOVER_HEARTBEAT_INTERVAL_MS`; default 10000. */
-  heartbeatIntervalMs?: number
-  /**
-   * Where the handover-complete file is written. Env
-   * `BALENA_SERVICE_HANDOVER_COMPLETE_PATH`; default `/tmp/balena/handover-complete`,
-   * or `/tmp/resin/resin-kill-me` when only `/tmp/resin` exists. A relative
-   * path is relative to the working directory; a symbolic link is written
-   * through (the link stays).
-   */
-  handoverCompletePath?: string
-  /** Write the complete file anyway when the shutdown callback has not settled after this many ms. Env `HANDOVER_CALLBACK_TIMEOUT_MS`; default: wait forever. */
-  callbackTimeoutMs?: number
-  /**
-   * Service scope: announcements of other services are ignored. Env
-   * `BALENA_SERVICE_NAME`. At most 63 bytes of UTF-8 (a `RangeError` here); a
-   * longer `BALENA_SERVICE_NAME` is shortened, with a warning.
-   */
-  serviceName?: string
-  /** Shared secret: announcements are signed (HMAC-SHA256) and unsigned, forged or replayed ones ignored. Env `HANDOVER_SECRET`. */
-  secret?: string
-  /** Syslog level name: `emerg alert crit error warning notice info debug`. Env `LOGLEVEL`; default `info`. */
-  logLevel?: string
+export interface HandoverOptions extends NativeOptions {
   /**
    * Where log lines go instead of stdout: a function `(level, message)` (level
    * is a syslog name), or an object with `error`/`warn`/`info`/`debug` methods
