@@ -408,7 +408,10 @@ impl Core {
                         tasks.handover_keep_alive = Some(called.keep_alive);
                     }
                     drop(tasks);
-                    tokio::spawn(self.clone().hand_over(heard, from, called.settled, events.clone(), done));
+                    tokio::spawn(
+                        self.clone()
+                            .hand_over(heard, from, called.settled, events.clone(), done),
+                    );
                 }
             }
             self.stats.add(&tally);
