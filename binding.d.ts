@@ -42,6 +42,57 @@ export declare class NativeStatus {
   log(level: string, message: string): void
 }
 
+/** Where each resolved value came from. */
+export interface ChannelSettingOrigins {
+  port: 'option' | 'environment' | 'default'
+  address: 'option' | 'environment' | 'default'
+  networkMode: 'option' | 'environment' | 'default'
+  networkInterface: 'option' | 'environment' | 'default'
+  logLevel: 'option' | 'environment' | 'default'
+}
+
+/**
+ * What one channel of a `HandoverPeer` (handover) or `HandoverStatus`
+ * (status) would use with the same settings and environment.
+ */
+export interface ChannelSettings {
+  channel: 'handover' | 'status'
+  port: number
+  /** Where messages are sent, as an IPv4 address. */
+  address: string
+  /** Whether `address` is a multicast group, which the listener joins. */
+  isMulticast: boolean
+  networkMode: 'bridge' | 'host'
+  /** The configured interface, a name or an IPv4 address; used in host mode only. */
+  networkInterface: string
+  /**
+   * Host mode: the IPv4 address multicast would be joined and sent on;
+   * `null` in bridge mode (the default interface), or when host mode
+   * falls back to it.
+   */
+  interfaceAddress: string | null
+  /**
+   * Host mode: why the configured interface cannot be used, so that the
+   * default interface would be used instead (the library logs a warning).
+   */
+  interfaceFallback: string | null
+  logLevel: 'emerg' | 'alert' | 'crit' | 'error' | 'warning' | 'notice' | 'info' | 'debug'
+  from: ChannelSettingOrigins
+}
+
+/**
+ * A channel's settings as a command line gives them: text, read as the
+ * environment's values are (a port in decimal). Each wins over its
+ * environment variable; an absent one is not given.
+ */
+export interface ChannelSettingsText {
+  port?: string
+  address?: string
+  networkMode?: string
+  networkInterface?: string
+  logLevel?: string
+}
+
 /** Decodes one packet of either channel, for tools: a JSON description. */
 export declare function describePacket(packet: Buffer): string
 
@@ -129,6 +180,20 @@ export interface HandoverReport {
   completeFileError: string | null
 }
 
+/** One setting the configuration reads: for help texts. */
+export interface HandoverSetting {
+  /** Its name among `HandoverOptions`. */
+  option: keyof HandoverOptions
+  /** The channel it configures; `null` for both. */
+  channel: 'handover' | 'status' | null
+  /** The environment variable that stands in for the option. */
+  variable: string
+  /** The default, as text; `null` when there is none (no timeout, unscoped, unsigned). */
+  default: string | null
+  /** What it is, in one line. */
+  meaning: string
+}
+
 /** Packet counters of a peer or a status channel. */
 export interface HandoverStats {
   /** Packets received on the listening socket. */
@@ -174,6 +239,22 @@ export interface LogRecord {
   level: string
   message: string
 }
+
+/**
+ * Resolves one channel's settings as the constructors do (option >
+ * environment > default), for tools that show or reuse them. In host mode
+ * it looks up the interface, as a constructor would. Invalid values throw
+ * the constructors' `TypeError` / `RangeError` (`ERR_INVALID_ARG_TYPE` /
+ * `ERR_OUT_OF_RANGE`), whose message starts with the option's name
+ * (`options.port …`) or the environment variable's.
+ */
+export declare function resolveChannelSettings(channel: 'handover' | 'status', given: ChannelSettingsText | undefined | null, environment: Record<string, string>): ChannelSettings
+
+/**
+ * Every setting the configuration reads, with its environment variable
+ * and default: the one source of the defaults that help texts show.
+ */
+export declare function settingDescriptions(): Array<HandoverSetting>
 
 /** The argument of `'shuttingDown'` listeners: a younger instance was heard. */
 export interface ShuttingDownEvent {
