@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::OnceLock;
 
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::task::JoinHandle;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -24,11 +24,22 @@ fn runtime() -> &'static Runtime {
     })
 }
 
-/// Spawns a task on the addon's runtime, from any thread.
+/// Spawns a task on the runtime the caller runs in, or on the addon's
+/// runtime when the caller runs in none.
+///
+/// Production calls come from the JS thread, which is in no runtime, so
+/// every task lands on the addon's runtime (and calls from its own tasks
+/// stay there). Rust tests call from a `#[tokio::test]` runtime: spawning
+/// there puts the tasks under the test's clock, which the test may pause
+/// and advance; the addon's runtime keeps a clock of its own that no test
+/// controls.
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    runtime().spawn(future)
+    match Handle::try_current() {
+        Ok(current) => current.spawn(future),
+        Err(_) => runtime().spawn(future),
+    }
 }
