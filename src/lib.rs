@@ -34,3 +34,5 @@ mod js;
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod state_machine_tests;
