@@ -186,8 +186,8 @@ describe('watch with announce and status on loopback', () => {
 
 describe('errors say what to fix', () => {
   test.each([
-    [['watch', '--port', '70000'], /^handover: --port must be a whole number from 1 to 65535; got '70000'/],
-    [['announce', '--port', 'abc'], /^handover: --port must be a whole number/],
+    [['watch', '--port', '70000'], /^handover: --port must be from 1 to 65535; got 70000/],
+    [['announce', '--port', 'abc'], /^handover: --port must be an integer from 1 to 65535; got 'abc'/],
     [['watch', '--status-address', '1.2.3'], /^handover: --status-address must be an IPv4 address.*got '1\.2\.3'/],
     [['announce', '--address', 'not-an-ip'], /^handover: --address must be an IPv4 address/],
     [['status', 'up', '--service', 'api', '--address', '::1'], /^handover: .*IPv4 address.*'::1'/],
@@ -204,13 +204,14 @@ describe('errors say what to fix', () => {
   test('a bad value from the environment names the variable', async () => {
     const { code, stderr } = await run(['watch', ...LOOPBACK], { SHUTDOWN_PORT: '0' })
     expect(code).toBe(2)
-    expect(stderr).toMatch(/^handover: SHUTDOWN_PORT must be a whole number/)
+    expect(stderr).toMatch(/^handover: SHUTDOWN_PORT must be from 1 to 65535; got 0/)
   })
 
   test('host mode on a missing interface is refused rather than falling back to the LAN', async () => {
     const { code, stderr } = await run(['announce', '--network-mode', 'host', '--interface', 'nosuch0'])
     expect(code).toBe(2)
-    expect(stderr).toMatch(/^handover: interface 'nosuch0' does not exist/)
+    expect(stderr).toMatch(/^handover: interface nosuch0 not found \(from --interface\)/)
+    expect(stderr).toContain('fall back to the default interface')
     expect(stderr).toContain('lo')
   })
 

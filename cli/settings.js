@@ -1,134 +1,140 @@
 'use strict'
-// Channel settings for the CLI: a flag wins over its environment variable,
-// which wins over the default, as in the library. Checked here rather than
-// left to the library so that an error names the flag or variable the user
-// actually set, and so that `watch` (plain Node sockets) gets the same checks.
+// Channel settings for the CLI. The library resolves them, as its
+// constructors do: a flag is the option, which wins over its environment
+// variable, which wins over the default; parsing, checks and defaults are
+// the library's (resolveChannelSettings, settingDescriptions). The CLI adds
+// three things: errors name the flag the user typed, host mode refuses an
+// interface the library would fall back from (the default interface reaches
+// the LAN), and the library's log level defaults to 'warning' here.
 
-const net = require('node:net')
 const os = require('node:os')
+const native = require('../binding.js')
 const { UsageError } = require('./errors')
 
-const DEFAULT_GROUP = '239.192.16.16'
-const DEFAULT_INTERFACE = 'supervisor0'
+/** The CLI prints what it did, so the library's info lines are noise unless asked for. */
+const CLI_LOG_LEVEL = 'warning'
 
-/** Where each channel's port and address come from. */
-const CHANNELS = {
+/** The flag (without its dashes) that sets each option of a channel. */
+const FLAGS = {
   handover: {
-    portFlag: 'port',
-    portEnv: 'SHUTDOWN_PORT',
-    defaultPort: 1536,
-    addressFlag: 'address',
-    addressEnv: 'SHUTDOWN_BROADCAST_ADDRESS',
+    port: 'port',
+    address: 'address',
+    networkMode: 'network-mode',
+    networkInterface: 'interface',
+    logLevel: 'log-level',
   },
   status: {
-    portFlag: 'status-port',
-    portEnv: 'HANDOVER_STATUS_PORT',
-    defaultPort: 1537,
-    addressFlag: 'status-address',
-    addressEnv: 'HANDOVER_STATUS_BROADCAST_ADDRESS',
+    port: 'status-port',
+    address: 'status-address',
+    networkMode: 'network-mode',
+    networkInterface: 'interface',
+    logLevel: 'log-level',
   },
 }
 
-/** The flag's value if given, else the (non-blank) environment variable; with where it came from. */
-function pick(flags, flag, env, variable) {
-  if (flags[flag] !== undefined) return { value: flags[flag], source: `--${flag}` }
-  const fromEnv = env[variable]
-  if (fromEnv !== undefined && fromEnv.trim() !== '') return { value: fromEnv.trim(), source: variable }
-  return undefined
+const SETTINGS = native.settingDescriptions()
+const ENVIRONMENT_VARIABLES = native.environmentVariables()
+
+/** The library's description of an option: its environment variable and default. */
+function setting(option, channel = 'handover') {
+  const found = SETTINGS.find((s) => s.option === option && (s.channel === null || s.channel === channel))
+  if (!found) throw new Error(`the library describes no setting '${option}' for the ${channel} channel`)
+  return found
 }
 
-function parsePort({ value, source }) {
-  const port = /^\d+$/.test(value) ? Number(value) : NaN
-  if (!(port >= 1 && port <= 65535)) {
-    throw new UsageError(`${source} must be a whole number from 1 to 65535; got '${value}'`)
+/** The part of the environment the library reads. */
+function environmentOf(env) {
+  const picked = {}
+  for (const name of ENVIRONMENT_VARIABLES) if (typeof env[name] === 'string') picked[name] = env[name]
+  return picked
+}
+
+const CODED = new Set(['ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE'])
+
+/** The library's settings for one channel, from the flags given for it. */
+function resolveSettings(channel, flags, env) {
+  const given = {}
+  for (const [option, flag] of Object.entries(FLAGS[channel])) {
+    if (flags[flag] !== undefined) given[option] = flags[flag]
   }
-  return port
-}
-
-function parseAddress({ value, source }) {
-  if (!net.isIPv4(value)) {
-    throw new UsageError(
-      `${source} must be an IPv4 address: a multicast group like ${DEFAULT_GROUP}, ` +
-        `or a unicast or broadcast address; got '${value}'`,
+  try {
+    return native.resolveChannelSettings(channel, given, environmentOf(env))
+  } catch (error) {
+    if (!error || !CODED.has(error.code)) throw error
+    // The message starts with what was wrong: `options.port` (a flag here)
+    // or the environment variable, which already says what the user set.
+    const message = error.message.replace(/^options\.(\w+)/, (name, option) =>
+      FLAGS[channel][option] ? `--${FLAGS[channel][option]}` : name,
     )
+    throw new UsageError(message)
   }
-  return value
 }
 
-function isMulticast(address) {
-  const first = Number(address.split('.')[0])
-  return first >= 224 && first <= 239
-}
-
-function ipv4Of(entries) {
-  const entry = (entries || []).find((e) => e.family === 'IPv4' || e.family === 4)
-  return entry && entry.address
+/** Where a value came from, as the user would recognise it: `--port`, `SHUTDOWN_PORT`, or null (the default). */
+function originOf(settings, option) {
+  const from = settings.from[option]
+  if (from === 'option') return `--${FLAGS[settings.channel][option]}`
+  if (from === 'environment') return setting(option, settings.channel).variable
+  return null
 }
 
 /**
- * The IPv4 address host mode joins and sends on, from an interface name or
- * address. The library would fall back to the default interface when the
- * interface is missing, which leaks to the LAN: the CLI refuses instead.
+ * The interface host mode joins and sends on, named. The library would fall
+ * back to the default interface when it cannot use the configured one,
+ * which leaks to the LAN: the CLI refuses instead. It also refuses an
+ * address no interface here has, which the library takes as given.
  */
-function resolveInterface({ value, source }) {
+function hostInterface(settings) {
   const interfaces = os.networkInterfaces()
-  const names = Object.keys(interfaces).join(', ')
-  if (net.isIPv4(value)) {
-    const owner = Object.keys(interfaces).find((name) => interfaces[name].some((e) => e.address === value))
-    if (!owner) throw new UsageError(`${source}: no network interface has the address ${value}; interfaces here: ${names}`)
-    return { name: owner, address: value }
-  }
-  if (!interfaces[value]) {
-    const origin = source ? `from ${source}` : 'the default; choose one with --interface or NETWORK_INTERFACE'
+  const names = Object.keys(interfaces)
+  const configured = settings.networkInterface
+  const origin = originOf(settings, 'networkInterface')
+  if (settings.interfaceAddress === null) {
+    const variable = setting('networkInterface').variable
+    const why = origin ? `from ${origin}` : `the default; choose one with --interface or ${variable}`
     throw new UsageError(
-      `interface '${value}' does not exist (${origin}); host mode joins and sends on it. Interfaces here: ${names}`,
+      `${settings.interfaceFallback} (${why}): host mode joins and sends only on it; the library would fall ` +
+        `back to the default interface, which reaches the LAN. Interfaces here: ${names.join(', ')}`,
     )
   }
-  const address = ipv4Of(interfaces[value])
-  if (!address) throw new UsageError(`interface '${value}' has no IPv4 address, which host mode needs`)
-  return { name: value, address }
-}
-
-/** Network mode and, in host mode, the interface; shared by both channels. */
-function resolveNetwork(flags, env = process.env) {
-  const mode = pick(flags, 'network-mode', env, 'HANDOVER_NETWORK_MODE') || { value: 'bridge' }
-  const networkMode = mode.value.toLowerCase()
-  if (networkMode !== 'bridge' && networkMode !== 'host') {
-    throw new UsageError(`${mode.source} must be 'bridge' or 'host'; got '${mode.value}'`)
+  const address = settings.interfaceAddress
+  if (interfaces[configured]) return { name: configured, address }
+  const owner = names.find((name) => interfaces[name].some((e) => e.address === address))
+  if (!owner) {
+    throw new UsageError(`${origin || configured}: no network interface has the address ${address}; interfaces here: ${names.join(', ')}`)
   }
-  if (networkMode === 'bridge') {
-    if (flags.interface !== undefined) {
-      process.stderr.write('handover: note: --interface is used only with --network-mode host\n')
-    }
-    return { networkMode, interface: null }
-  }
-  const chosen = pick(flags, 'interface', env, 'NETWORK_INTERFACE') || { value: DEFAULT_INTERFACE, source: null }
-  return { networkMode, interface: resolveInterface(chosen) }
-}
-
-/** Port and address of one channel ('handover' or 'status'), on the network from resolveNetwork. */
-function resolveChannel(which, flags, network, env = process.env) {
-  const spec = CHANNELS[which]
-  const port = pick(flags, spec.portFlag, env, spec.portEnv)
-  const address = pick(flags, spec.addressFlag, env, spec.addressEnv)
-  return {
-    name: which,
-    port: port ? parsePort(port) : spec.defaultPort,
-    address: address ? parseAddress(address) : DEFAULT_GROUP,
-    ...network,
-  }
+  return { name: owner, address }
 }
 
 /**
- * Library options for a channel. The interface goes by address, so the
- * library resolves nothing itself. The CLI prints what it did, so the
- * library's info lines are noise unless asked for.
+ * The given channels ('handover', 'status'), resolved from the flags and
+ * the environment: name, port, address, isMulticast, networkMode,
+ * interface ({ name, address } in host mode, else null) and log level.
  */
-function libraryOptions(channel, flags, env = process.env) {
+function resolveChannels(names, flags, env = process.env) {
+  const channels = names.map((name) => {
+    const settings = resolveSettings(name, flags, env)
+    return {
+      name,
+      port: settings.port,
+      address: settings.address,
+      isMulticast: settings.isMulticast,
+      networkMode: settings.networkMode,
+      interface: settings.networkMode === 'host' ? hostInterface(settings) : null,
+      logLevel: settings.from.logLevel === 'default' ? CLI_LOG_LEVEL : settings.logLevel,
+    }
+  })
+  if (flags.interface !== undefined && channels[0].networkMode === 'bridge') {
+    process.stderr.write('handover: note: --interface is used only with --network-mode host\n')
+  }
+  return channels
+}
+
+/** Library options for a channel: what the CLI resolved, so that the library resolves nothing itself. */
+function libraryOptions(channel) {
   const options = { port: channel.port, address: channel.address, networkMode: channel.networkMode }
   if (channel.interface) options.networkInterface = channel.interface.address
-  const level = pick(flags, 'log-level', env, 'LOGLEVEL')
-  options.logLevel = level ? level.value : 'warning'
+  options.logLevel = channel.logLevel
   return options
 }
 
@@ -139,4 +145,13 @@ function describeChannel(channel) {
   return `${channel.address}:${channel.port} ${where}`
 }
 
-module.exports = { resolveChannel, resolveNetwork, libraryOptions, describeChannel, isMulticast, pick }
+/** The flag's value if given, else the (non-blank) environment variable of the option; with where it came from. */
+function pick(flags, flag, option, env = process.env) {
+  if (flags[flag] !== undefined) return { value: flags[flag], source: `--${flag}` }
+  const variable = setting(option).variable
+  const fromEnv = env[variable]
+  if (fromEnv !== undefined && fromEnv.trim() !== '') return { value: fromEnv.trim(), source: variable }
+  return undefined
+}
+
+module.exports = { resolveChannels, libraryOptions, describeChannel, pick, setting, CLI_LOG_LEVEL }

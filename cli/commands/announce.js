@@ -5,11 +5,11 @@
 
 const { HandoverPeer } = require('../../index.js')
 const { UsageError } = require('../errors')
-const { resolveNetwork, resolveChannel, libraryOptions, describeChannel, pick } = require('../settings')
+const { resolveChannels, libraryOptions, describeChannel, pick, setting } = require('../settings')
 const { parseTimestamp } = require('../timestamp')
 const { isoDate } = require('../format')
 const { firstSend, followSends, untilSignal } = require('../sending')
-const { handoverOptions, networkOptions, logOptions, helpFor } = require('./channel-options')
+const { handoverOptions, networkOptions, logOptions, helpFor, sourceOf } = require('./channel-options')
 
 const help = `Usage: handover announce [--service NAME] [--timestamp MS] [--repeat] [options]
 
@@ -20,12 +20,13 @@ announcing until Ctrl-C.
 
 Options:
   --service NAME      scope: only instances of this service hand over
-                      (BALENA_SERVICE_NAME; unscoped when neither is set,
+                      (${setting('serviceName').variable}; unscoped when neither is set,
                       as the original handover-lib announces)
   --timestamp MS      startedAt, ms since the epoch or a date (default: now)
-  --secret S          sign the announcement (HANDOVER_SECRET)
+  --secret S          sign the announcement (${setting('secret').variable})
   --repeat            keep announcing until Ctrl-C
-  --interval MS       with --repeat: time between announcements (default 10000)
+  --interval MS       with --repeat: time between announcements
+                      (${sourceOf('heartbeatIntervalMs')})
 ${helpFor(handoverOptions, networkOptions, logOptions)}
   -h, --help          this help
 
@@ -52,15 +53,15 @@ function interval(value) {
 
 async function run(flags) {
   const startedAt = parseTimestamp(flags.timestamp)
-  const channel = resolveChannel('handover', flags, resolveNetwork(flags))
-  const options = libraryOptions(channel, flags)
+  const [channel] = resolveChannels(['handover'], flags)
+  const options = libraryOptions(channel)
   if (flags.service !== undefined) options.serviceName = flags.service
   if (flags.secret !== undefined) options.secret = flags.secret
   if (flags.interval !== undefined) options.heartbeatIntervalMs = interval(flags.interval)
 
   const peer = new HandoverPeer(startedAt, undefined, options)
-  const service = pick(flags, 'service', process.env, 'BALENA_SERVICE_NAME')
-  const signed = pick(flags, 'secret', process.env, 'HANDOVER_SECRET') ? ' signed' : ''
+  const service = pick(flags, 'service', 'serviceName')
+  const signed = pick(flags, 'secret', 'secret') ? ' signed' : ''
   const what = [
     `startedAt ${isoDate(startedAt.valueOf())} (${startedAt.valueOf()} ms)`,
     service ? `service=${service.value}` : 'unscoped',

@@ -4,7 +4,7 @@
 
 const { HandoverStatus } = require('../../index.js')
 const { UsageError } = require('../errors')
-const { resolveNetwork, resolveChannel, libraryOptions, describeChannel, pick } = require('../settings')
+const { resolveChannels, libraryOptions, describeChannel, pick, setting } = require('../settings')
 const { parseTimestamp } = require('../timestamp')
 const { firstSend, followSends, untilSignal } = require('../sending')
 const { statusOptions, networkOptions, logOptions, helpFor } = require('./channel-options')
@@ -16,7 +16,7 @@ it serves on, once, or with --repeat as an instance does (UP every 10 s,
 DOWN every 100 ms) until Ctrl-C.
 
 Options:
-  --service NAME      service name, at most 63 bytes (BALENA_SERVICE_NAME)
+  --service NAME      service name, at most 63 bytes (${setting('serviceName').variable})
   --address A         an IPv4 address the service serves on; repeat for
                       more (at most 10). Here --address is not the group:
                       use --status-address for that.
@@ -48,16 +48,16 @@ async function run(flags, positionals) {
   if (!SENDERS[status] || extra.length > 0) {
     throw new UsageError(`status takes 'up' or 'down'; got ${positionals.length ? `'${positionals.join(' ')}'` : 'nothing'}`)
   }
-  const service = pick(flags, 'service', process.env, 'BALENA_SERVICE_NAME')
-  if (!service) throw new UsageError('status needs --service NAME (or BALENA_SERVICE_NAME)')
+  const service = pick(flags, 'service', 'serviceName')
+  if (!service) throw new UsageError(`status needs --service NAME (or ${setting('serviceName').variable})`)
   const addresses = flags.address || []
   if (addresses.length === 0) {
     throw new UsageError('status needs at least one --address A: the IPv4 address the service serves on')
   }
   const startedAt = parseTimestamp(flags.timestamp)
-  const channel = resolveChannel('status', flags, resolveNetwork(flags))
+  const [channel] = resolveChannels(['status'], flags)
 
-  const sender = new HandoverStatus(startedAt, service.value, addresses, undefined, libraryOptions(channel, flags))
+  const sender = new HandoverStatus(startedAt, service.value, addresses, undefined, libraryOptions(channel))
   try {
     sender[SENDERS[status]]()
     await firstSend(sender)

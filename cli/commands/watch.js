@@ -6,7 +6,7 @@
 const dgram = require('node:dgram')
 const { describePacket } = require('../../index.js')
 const { UsageError, Failure, EXIT } = require('../errors')
-const { resolveNetwork, resolveChannel, describeChannel, isMulticast } = require('../settings')
+const { resolveChannels, describeChannel } = require('../settings')
 const { summary, asJson, localTime } = require('../format')
 const { handoverOptions, statusOptions, networkOptions, helpFor } = require('./channel-options')
 
@@ -70,7 +70,7 @@ function listen(channels, onPacket) {
     socket.once('error', (error) => reject(bindFailure(error, channels)))
     socket.bind(port, () => {
       socket.removeAllListeners('error')
-      const groups = new Set(channels.map((c) => c.address).filter(isMulticast))
+      const groups = new Set(channels.filter((c) => c.isMulticast).map((c) => c.address))
       const on = channels[0].interface
       for (const group of groups) {
         try {
@@ -98,8 +98,7 @@ function channelOf(packet, channels) {
 async function run(flags) {
   const count = positiveInteger(flags.count, 'count')
   const timeout = positiveInteger(flags.timeout, 'timeout')
-  const network = resolveNetwork(flags)
-  const channels = [resolveChannel('handover', flags, network), resolveChannel('status', flags, network)]
+  const channels = resolveChannels(['handover', 'status'], flags)
 
   let heard = 0
   let finish, fail
