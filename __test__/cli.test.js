@@ -2,13 +2,16 @@
 // The `handover` command, run as a child process. Everything is pinned to
 // loopback (host mode on lo); ports 24000–24099 belong to this file.
 
-const { execFile, spawn } = require('node:child_process')
+const { execFile, execFileSync, spawn } = require('node:child_process')
 const dgram = require('node:dgram')
+const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 
 const CLI = path.join(__dirname, '..', 'cli', 'handover.js')
 const LOOPBACK = ['--network-mode', 'host', '--interface', 'lo']
 const GROUP = '239.192.16.16'
+const UNICAST = ['--address', '127.0.0.1', '--status-address', '127.0.0.1']
 
 /** The environment without the library's variables, so the machine's settings cannot leak in. */
 function cleanEnv(extra = {}) {
@@ -80,6 +83,73 @@ describe('help', () => {
 
   test('no command at all is a usage error', async () => {
     expect((await run([])).code).toBe(2)
+  })
+})
+
+describe("help shows the library's variables and defaults", () => {
+  const native = require('../binding.js')
+  const FLAGS = {
+    '--port N': ['port', 'handover'],
+    '--address A': ['address', 'handover'],
+    '--status-port N': ['port', 'status'],
+    '--status-address A': ['address', 'status'],
+    '--network-mode M': ['networkMode', 'handover'],
+    '--interface I': ['networkInterface', 'handover'],
+    '--interval MS': ['heartbeatIntervalMs', 'handover'],
+  }
+  const described = (option, channel, settings = native.settingDescriptions()) =>
+    settings.find((s) => s.option === option && (s.channel === null || s.channel === channel))
+
+  /** The "(VARIABLE; default X)" line under each flag of a help text. */
+  function sources(help) {
+    const found = {}
+    const pattern = /^ {2}(--[\w-]+ \S+) .*\n {22}.*\((\w+); default ([^),]+)/gm
+    for (let match; (match = pattern.exec(help)); ) found[match[1]] = { variable: match[2], default: match[3] }
+    return found
+  }
+
+  test.each(['watch', 'announce', 'status'])('%s --help: every variable and default is the native description', async (command) => {
+    const { stdout } = await run([command, '--help'])
+    const shown = sources(stdout)
+    expect(Object.keys(shown).length).toBeGreaterThanOrEqual(3)
+    const { '--log-level L': logLevel, ...channelFlags } = shown
+    for (const [flag, value] of Object.entries(channelFlags)) {
+      const setting = described(...FLAGS[flag])
+      expect({ flag, ...value }).toEqual({ flag, variable: setting.variable, default: setting.default })
+    }
+    // The CLI's own default, beside the library's.
+    if (command !== 'watch') {
+      expect(logLevel).toEqual({ variable: 'LOGLEVEL', default: 'warning here' })
+      expect(stdout).toContain(`default warning here, ${described('logLevel', 'handover').default} in the library)`)
+    }
+  })
+
+  test('a different native description shows in the help', async () => {
+    // A stand-in for the addon that changes one default and one variable, loaded through the loader's own override.
+    const probe = `require(${JSON.stringify(path.join(__dirname, '..', 'binding.js'))}); ` +
+      "process.stdout.write(Object.keys(require.cache).find((file) => file.endsWith('.node')))"
+    const addon = execFileSync(process.execPath, ['-e', probe], { env: cleanEnv(), encoding: 'utf8' })
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-cli-'))
+    const standIn = path.join(folder, 'addon.js')
+    fs.writeFileSync(
+      standIn,
+      `const addon = require(${JSON.stringify(addon)})
+module.exports = Object.assign(Object.create(addon), {
+  settingDescriptions: () => addon.settingDescriptions().map((s) =>
+    s.option === 'port' && s.channel === 'status' ? { ...s, default: '4242' } :
+    s.option === 'networkInterface' ? { ...s, variable: 'SOME_OTHER_INTERFACE' } : s),
+})
+`,
+    )
+    try {
+      const { code, stdout } = await run(['watch', '--help'], { HANDOVER_NATIVE_LIBRARY_PATH: standIn })
+      expect(code).toBe(0)
+      expect(sources(stdout)['--status-port N']).toEqual({ variable: 'HANDOVER_STATUS_PORT', default: '4242' })
+      expect(sources(stdout)['--interface I']).toEqual({ variable: 'SOME_OTHER_INTERFACE', default: 'supervisor0' })
+      expect(sources(stdout)['--port N']).toEqual({ variable: 'SHUTDOWN_PORT', default: '1536' })
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true })
+    }
   })
 })
 
@@ -188,6 +258,8 @@ describe('errors say what to fix', () => {
   test.each([
     [['watch', '--port', '70000'], /^handover: --port must be from 1 to 65535; got 70000/],
     [['announce', '--port', 'abc'], /^handover: --port must be an integer from 1 to 65535; got 'abc'/],
+    [['watch', '--status-port', '0'], /^handover: --status-port must be from 1 to 65535; got 0/],
+    [['announce', '--log-level', 'loud'], /^handover: --log-level must be one of emerg, .*; got 'loud'/],
     [['watch', '--status-address', '1.2.3'], /^handover: --status-address must be an IPv4 address.*got '1\.2\.3'/],
     [['announce', '--address', 'not-an-ip'], /^handover: --address must be an IPv4 address/],
     [['status', 'up', '--service', 'api', '--address', '::1'], /^handover: .*IPv4 address.*'::1'/],
@@ -201,10 +273,37 @@ describe('errors say what to fix', () => {
     expect(stderr).toMatch(message)
   })
 
-  test('a bad value from the environment names the variable', async () => {
-    const { code, stderr } = await run(['watch', ...LOOPBACK], { SHUTDOWN_PORT: '0' })
+  test.each([
+    [['watch', ...LOOPBACK], { SHUTDOWN_PORT: '0' }, /^handover: SHUTDOWN_PORT must be from 1 to 65535; got 0/],
+    [['watch', ...LOOPBACK], { HANDOVER_STATUS_PORT: 'x' }, /^handover: HANDOVER_STATUS_PORT must be an integer .*got 'x'/],
+    [['announce', ...LOOPBACK], { SHUTDOWN_BROADCAST_ADDRESS: '1.2.3' }, /^handover: SHUTDOWN_BROADCAST_ADDRESS must be an IPv4 address/],
+    [
+      ['status', 'up', '--service', 'api', '--address', '127.0.0.1', ...LOOPBACK],
+      { HANDOVER_STATUS_BROADCAST_ADDRESS: '::1' },
+      /^handover: HANDOVER_STATUS_BROADCAST_ADDRESS must be an IPv4 address.*got '::1'/,
+    ],
+    // Unicast to loopback, so that nothing could leave the machine were the value not refused.
+    [
+      ['watch', ...UNICAST, '--port', '24022', '--status-port', '24023', '--timeout', '100'],
+      { HANDOVER_NETWORK_MODE: 'overlay' },
+      /^handover: HANDOVER_NETWORK_MODE must be 'bridge' or 'host'; got 'overlay'/,
+    ],
+    [
+      ['announce', '--network-mode', 'host', '--address', '127.0.0.1', '--port', '24022'],
+      { NETWORK_INTERFACE: 'nosuch0' },
+      /^handover: interface nosuch0 not found \(from NETWORK_INTERFACE\)/,
+    ],
+  ])('a bad value from the environment names the variable: %j with %j', async (args, env, message) => {
+    const { code, stderr } = await run(args, env)
     expect(code).toBe(2)
-    expect(stderr).toMatch(/^handover: SHUTDOWN_PORT must be from 1 to 65535; got 0/)
+    expect(stderr).toMatch(message)
+  })
+
+  test('a flag wins over a bad value of its variable, as an option does in the library', async () => {
+    const args = ['watch', ...LOOPBACK, '--port', '24020', '--status-port', '24021', '--timeout', '100']
+    const { code, stderr } = await run(args, { SHUTDOWN_PORT: '0', HANDOVER_STATUS_PORT: 'x' })
+    expect(code).toBe(0)
+    expect(stderr).toContain('watching handover 239.192.16.16:24020 on lo (127.0.0.1) and status 239.192.16.16:24021')
   })
 
   test('host mode on a missing interface is refused rather than falling back to the LAN', async () => {
