@@ -16,6 +16,7 @@ pub mod clock;
 pub mod complete;
 pub mod config;
 pub mod describe;
+pub mod endpoint;
 pub mod lifecycle;
 pub mod log;
 pub mod log_writer;

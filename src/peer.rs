@@ -14,29 +14,29 @@
 //!   optional deadline), write the complete file, report, stop listening.
 //!
 //! What keeps the JS process alive is owned by what needs it: the listener
-//! and the handover hold the shutdown callback's bridge. `close()` aborts the
-//! listener; a handover already under way still finishes, so a shutdown
-//! callback may call `close()` itself.
+//! holds the shutdown callback's bridge, and the `Phase` holds it while the
+//! handover runs (inside the listener's task). `close()` aborts the listener
+//! unless a handover is under way, which still finishes, so a shutdown
+//! callback may call `close()` itself. The socket and listener plumbing
+//! shared with the status channel is in `endpoint`.
 
 use std::future::Future;
 use std::net::{SocketAddrV4, UdpSocket};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant as StdInstant, SystemTime};
-
-use tokio::sync::oneshot;
-use tokio::task::AbortHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::auth::{Refusal, Verifier, DEFAULT_REPLAY_WINDOW_MS};
 use crate::clock;
 use crate::complete;
 use crate::config::PeerConfig;
+use crate::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
 use crate::lifecycle::{Closable, CloseHandle};
-use crate::log::{Logger, RateLimit};
-use crate::net::{self, Interface, LazySender, Packet, Receiver};
+use crate::log::Logger;
+use crate::net::{Interface, Packet, Receiver};
 use crate::seniority::{judge, Identity, Verdict};
-use crate::stats::{Outcome, Snapshot, Stats, Tally};
+use crate::stats::{Outcome, Snapshot, Tally};
 use crate::ticker;
 use crate::wire::{self, ExtensionFields, Freshness};
 
@@ -109,26 +109,41 @@ pub struct Peer {
 }
 
 struct Core {
+    endpoint: Endpoint<PeerState>,
     config: PeerConfig,
     identity: Identity,
-    interface: Interface,
-    log: Logger,
-    stats: Stats,
-    shutting_down: AtomicBool,
     sequence: AtomicU64,
-    tasks: Mutex<Tasks>,
 }
 
+/// The peer's own state, under the endpoint's lock.
 #[derive(Default)]
-struct Tasks {
-    closed: bool,
+struct PeerState {
     /// `start_broadcasting()` was called, and no handover has stopped it.
     broadcasting: bool,
-    listener: Option<AbortHandle>,
-    /// Held while a handover runs; `close()` lets go of it.
-    handover_keep_alive: Option<Box<dyn Send>>,
-    /// Made with the peer, so that `startBroadcasting()` is one `sendto`.
-    sender: LazySender,
+    phase: Phase,
+}
+
+/// Where the peer is in its one handover. Only the listener moves it on.
+#[derive(Default)]
+enum Phase {
+    /// No younger instance heard (listening or not).
+    #[default]
+    Serving,
+    /// A younger instance was heard: the callback runs, then the file is
+    /// written. `keep_alive` keeps the JS process alive until the report is
+    /// out; `close()` lets go of it.
+    HandingOver { keep_alive: Option<Box<dyn Send>> },
+    /// The report is out and the listener has stopped.
+    HandedOver,
+}
+
+impl ChannelState for PeerState {
+    fn close(&mut self) {
+        self.broadcasting = false;
+        if let Phase::HandingOver { keep_alive } = &mut self.phase {
+            *keep_alive = None;
+        }
+    }
 }
 
 impl Peer {
@@ -142,34 +157,29 @@ impl Peer {
         if let Some(warning) = config.service_warning() {
             log.warn(format_args!("{warning}"));
         }
-        let interface = net::choose_interface(&config.channel);
-        if let Some(reason) = &interface.fallback_reason {
-            log.warn(format_args!(
-                "host mode: {reason}; falling back to the default interface, so announcements may reach other devices on the LAN"
-            ));
-        }
-        log.info(format_args!(
+        let role = Role {
+            class: "HandoverPeer",
+            socket: "heartbeatClientSocket",
+        };
+        let endpoint = Endpoint::new(role, config.channel.clone(), log);
+        endpoint.log.info(format_args!(
             "Using shutdownBroadcastAddress: {}:{}{}",
             config.channel.target,
             config.channel.port,
-            interface
+            endpoint
+                .interface
                 .address
                 .map(|a| format!(" on interface {a}"))
                 .unwrap_or_default()
         ));
-        let mut tasks = Tasks::default();
         // Now rather than in startBroadcasting(); a failure is reported there.
-        let _ = tasks.sender.get(&interface);
+        let _ = endpoint.sender(&mut endpoint.lock());
         Peer {
             core: Arc::new(Core {
+                endpoint,
                 config,
                 identity,
-                interface,
-                log,
-                stats: Stats::default(),
-                shutting_down: AtomicBool::new(false),
                 sequence: AtomicU64::new(0),
-                tasks: Mutex::new(tasks),
             }),
         }
     }
@@ -185,12 +195,13 @@ impl Peer {
         (burst, heartbeat.as_millis() as u32)
     }
 
+    /// True once a younger instance was heard.
     pub fn shutting_down(&self) -> bool {
-        self.core.shutting_down.load(Ordering::SeqCst)
+        !matches!(self.core.endpoint.lock().channel.phase, Phase::Serving)
     }
 
     pub fn stats(&self) -> Snapshot {
-        self.core.stats.snapshot()
+        self.core.endpoint.stats.snapshot()
     }
 
     pub fn instance_id(&self) -> [u8; wire::INSTANCE_ID_LEN] {
@@ -198,7 +209,7 @@ impl Peer {
     }
 
     pub fn interface(&self) -> &Interface {
-        &self.core.interface
+        &self.core.endpoint.interface
     }
 
     /// Sends the first announcement now, on the caller's thread, so that a
@@ -207,24 +218,24 @@ impl Peer {
     /// `Ok(false)` when broadcasting already runs or the peer is shutting down.
     pub fn start_broadcasting(&self) -> Result<bool, PeerError> {
         let core = &self.core;
-        let mut tasks = core.tasks.lock().expect("tasks lock");
-        if tasks.closed {
-            return Err(PeerError::Closed("HandoverPeer"));
-        }
-        if self.shutting_down() {
-            core.log
+        let endpoint = &core.endpoint;
+        let mut shared = endpoint.lock_open()?;
+        if !matches!(shared.channel.phase, Phase::Serving) {
+            endpoint
+                .log
                 .warn(format_args!("Not starting ticker because we're shutting down"));
             return Ok(false);
         }
-        if tasks.broadcasting {
+        if shared.channel.broadcasting {
             return Ok(false);
         }
-        let socket = tasks.sender.get(&core.interface).map_err(PeerError::sending_socket)?;
+        let socket = endpoint.sender(&mut shared)?;
         core.announce(&socket);
-        tasks.broadcasting = true;
+        shared.channel.broadcasting = true;
+        drop(shared);
         // After the send; queuing a line costs the caller no wait (`log_writer`).
         let started_at = core.identity.started_at_ms;
-        core.log.info(format_args!(
+        endpoint.log.info(format_args!(
             "ticker started. timestamp = {started_at} ( {} )",
             crate::log::iso_time_ms(started_at)
         ));
@@ -234,58 +245,30 @@ impl Peer {
     /// One scheduled announcement. False once there is nothing more to
     /// announce (closed, or handing over): the caller stops its schedule.
     pub fn announce(&self) -> bool {
-        let mut tasks = self.core.tasks.lock().expect("tasks lock");
-        if !tasks.broadcasting || tasks.closed || self.shutting_down() {
+        let endpoint = &self.core.endpoint;
+        let mut shared = endpoint.lock();
+        if shared.closed || !shared.channel.broadcasting {
             return false;
         }
-        let Ok(socket) = tasks.sender.get(&self.core.interface) else {
-            self.core.stats.sent(false);
-            return true;
-        };
-        drop(tasks);
-        self.core.announce(&socket);
+        match endpoint.sender(&mut shared) {
+            Ok(socket) => {
+                drop(shared);
+                self.core.announce(&socket);
+            }
+            Err(_) => endpoint.stats.sent(false),
+        }
         true
     }
 
     /// Binds and joins now, so that a port problem is reported at once.
     pub fn start_listening(&self, callback: ShutdownCallback, events: Arc<dyn Events>) -> Result<(), PeerError> {
-        let core = &self.core;
-        let mut tasks = core.tasks.lock().expect("tasks lock");
-        if tasks.closed {
-            return Err(PeerError::Closed("HandoverPeer"));
-        }
-        if tasks.listener.is_some() {
-            core.log
-                .warn(format_args!("startListening was already called; ignoring this call"));
-            return Ok(());
-        }
-        let channel = &core.config.channel;
-        let listening = net::listening_socket(channel, &core.interface).map_err(|e| {
-            let message = if e.kind() == std::io::ErrorKind::AddrInUse {
-                format!("port {} is in use by a socket without SO_REUSEADDR: {e}", channel.port)
-            } else {
-                format!("cannot listen on port {} for {}: {e}", channel.port, channel.target)
-            };
-            core.log.error(format_args!("heartbeatClientSocket error: {message}"));
-            PeerError::Io(message)
-        })?;
-        if let Some(refusals) = listening.refusals() {
-            core.log.info(format_args!("{refusals}"));
-        }
-        core.stats.refused(listening.refused_set());
-        let socket = listening.socket;
-        core.log
-            .info(format_args!("heartbeatClientSocket listening 0.0.0.0:{}", channel.port));
-        let task_core = core.clone();
-        let handle = crate::runtime::spawn(async move {
-            match Receiver::new(socket) {
-                Ok(receiver) => task_core.listen(receiver, callback, events).await,
-                Err(e) => task_core
-                    .log
-                    .error(format_args!("cannot register the listening socket: {e}")),
-            }
-        });
-        tasks.listener = Some(handle.abort_handle());
+        let mut shared = self.core.endpoint.lock_open()?;
+        let core = self.core.clone();
+        self.core
+            .endpoint
+            .start_listening(&mut shared, move |receiver| async move {
+                core.listen(receiver, callback, events).await
+            })?;
         Ok(())
     }
 
@@ -295,8 +278,8 @@ impl Peer {
         CloseHandle::new(&self.core)
     }
 
-    /// Stops announcing and listening and releases the sending socket. A
-    /// handover under way still completes.
+    /// Stops announcing and listening and releases the sockets. A handover
+    /// under way still completes.
     pub fn close(&self) {
         self.core.close();
     }
@@ -304,15 +287,7 @@ impl Peer {
 
 impl Closable for Core {
     fn close(&self) {
-        let mut tasks = self.tasks.lock().expect("tasks lock");
-        tasks.closed = true;
-        tasks.broadcasting = false;
-        // Only the caller's thread sends: dropping the socket here closes it now.
-        tasks.sender.clear();
-        if let Some(listener) = tasks.listener.take() {
-            listener.abort();
-        }
-        tasks.handover_keep_alive = None;
+        self.endpoint.close();
     }
 }
 
@@ -339,23 +314,11 @@ impl Core {
     }
 
     fn announce(&self, socket: &UdpSocket) {
-        let target = SocketAddrV4::new(self.config.channel.target, self.config.channel.port);
-        match socket.send_to(&self.announcement(), target) {
-            Ok(bytes) => {
-                self.stats.sent(true);
-                self.log.debug(format_args!(
-                    "heartbeat sent. timestamp {} ( {} bytes )",
-                    self.identity.started_at_ms, bytes
-                ));
-            }
-            Err(e) => {
-                self.stats.sent(false);
-                self.log
-                    .error(format_args!("Error when sending packet to {target}: {e}"));
-            }
-        }
+        self.endpoint
+            .send(socket, &self.announcement(), format_args!("heartbeat"));
     }
 
+    /// Drains the socket until the handover (if one starts) has finished.
     async fn listen(self: Arc<Self>, mut receiver: Receiver, callback: ShutdownCallback, events: Arc<dyn Events>) {
         let mut classifier = Classifier {
             identity: &self.identity,
@@ -364,21 +327,27 @@ impl Core {
                 .secret
                 .clone()
                 .map(|s| Verifier::new(s, DEFAULT_REPLAY_WINDOW_MS)),
-            malformed_log: RateLimit::new(Duration::from_secs(1)),
-            log: &self.log,
+            malformed_log: MalformedLog::default(),
+            log: &self.endpoint.log,
         };
         let mut callback = Some(callback);
-        let mut handover_done: Option<oneshot::Receiver<()>> = None;
+        // The handover runs inside this task, beside the draining.
+        let mut handover: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         loop {
+            let handing_over = async {
+                match handover.as_mut() {
+                    Some(handover) => handover.await,
+                    None => std::future::pending().await,
+                }
+            };
             let batch = tokio::select! {
-                _ = async { handover_done.as_mut().expect("guarded").await }, if handover_done.is_some() => break,
+                () = handing_over => break,
                 batch = receiver.next_batch() => batch,
             };
             let packets = match batch {
                 Ok(packets) => packets,
                 Err(e) => {
-                    self.log.error(format_args!("heartbeatClientSocket error: {e}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.endpoint.after_socket_error(e).await;
                     continue;
                 }
             };
@@ -388,35 +357,43 @@ impl Core {
             for packet in packets {
                 let (outcome, started_at) = classifier.classify(&packet, now_ms);
                 tally.count(outcome);
-                if outcome == Outcome::Accepted && younger.is_none() {
+                if outcome == Outcome::Younger && younger.is_none() {
                     younger = Some((started_at, packet.from));
                 }
             }
-            if let (Some((heard, from)), Some(_)) = (younger, callback.as_ref()) {
-                if !self.shutting_down.swap(true, Ordering::SeqCst) {
-                    let callback = callback.take().expect("checked above");
-                    // The callback first: it is what the new instance is waiting for.
-                    let called = callback(ShuttingDown {
-                        heard_started_at: heard,
-                        own_started_at: self.identity.started_at_ms,
-                        from,
-                    });
-                    let (done, done_rx) = oneshot::channel();
-                    handover_done = Some(done_rx);
-                    let mut tasks = self.tasks.lock().expect("tasks lock");
-                    if !tasks.closed {
-                        tasks.handover_keep_alive = Some(called.keep_alive);
-                    }
-                    drop(tasks);
-                    tokio::spawn(
-                        self.clone()
-                            .hand_over(heard, from, called.settled, events.clone(), done),
-                    );
+            // Only the first younger one takes the callback: exactly once.
+            if let Some(((heard, from), callback)) = younger.and_then(|heard| Some((heard, callback.take()?))) {
+                // Shutting down before the callback runs: it may read `shuttingDown`.
+                let mut shared = self.endpoint.lock();
+                shared.channel.phase = Phase::HandingOver { keep_alive: None };
+                shared.channel.broadcasting = false;
+                // From now on close() must not stop this task: the handover finishes.
+                Endpoint::detach_listener(&mut shared);
+                drop(shared);
+                // The callback next: it is what the new instance is waiting for.
+                let called = callback(ShuttingDown {
+                    heard_started_at: heard,
+                    own_started_at: self.identity.started_at_ms,
+                    from,
+                });
+                let mut shared = self.endpoint.lock();
+                if !shared.closed {
+                    shared.channel.phase = Phase::HandingOver {
+                        keep_alive: Some(called.keep_alive),
+                    };
                 }
+                drop(shared);
+                handover = Some(Box::pin(self.clone().hand_over(
+                    heard,
+                    from,
+                    called.settled,
+                    events.clone(),
+                )));
             }
-            self.stats.add(&tally);
+            self.endpoint.stats.add(&tally);
         }
-        self.log.info(format_args!("Waiting for shutdown"));
+        self.endpoint.lock().channel.phase = Phase::HandedOver;
+        self.endpoint.log.info(format_args!("Waiting for shutdown"));
     }
 
     async fn hand_over(
@@ -425,11 +402,10 @@ impl Core {
         from: SocketAddrV4,
         settled: CallbackSettled,
         events: Arc<dyn Events>,
-        done: oneshot::Sender<()>,
     ) {
-        self.tasks.lock().expect("tasks lock").broadcasting = false;
+        let log = &self.endpoint.log;
         let own = self.identity.started_at_ms;
-        self.log.info(format_args!(
+        log.info(format_args!(
             "Shutting down, theres a new server running with timestamp : {heard} and we have {own} (announced from {from})"
         ));
         let mut report = HandoverReport {
@@ -447,12 +423,11 @@ impl Core {
         match outcome {
             Some(Ok(())) => {}
             Some(Err(error)) => {
-                self.log
-                    .error(format_args!("shutdownCallback failed; handing over anyway: {error}"));
+                log.error(format_args!("shutdownCallback failed; handing over anyway: {error}"));
                 report.callback_error = Some(error);
             }
             None => {
-                self.log.warn(format_args!(
+                log.warn(format_args!(
                     "shutdownCallback did not settle within {} ms; handing over anyway",
                     self.config.callback_timeout.unwrap_or_default().as_millis()
                 ));
@@ -460,7 +435,7 @@ impl Core {
             }
         }
 
-        self.log.info(format_args!("About to write the shutdown file"));
+        log.info(format_args!("About to write the shutdown file"));
         // Off the runtime's one thread: a slow file system must not stall other peers.
         let complete_path = self.config.complete_path.clone();
         let written = tokio::task::spawn_blocking(move || complete::write(&complete_path, SystemTime::now()))
@@ -468,20 +443,17 @@ impl Core {
             .unwrap_or_else(|e| Err(format!("the complete-file writer failed: {e}")));
         match written {
             Ok(path) => {
-                self.log
-                    .info(format_args!("shut-me-down file written at {}", path.display()));
+                log.info(format_args!("shut-me-down file written at {}", path.display()));
                 report.complete_file = Some(path.display().to_string());
             }
             Err(error) => {
-                self.log
-                    .warn(format_args!("error when writing shut-me-down file: {error}"));
+                log.warn(format_args!("error when writing shut-me-down file: {error}"));
                 report.complete_file_error = Some(error);
             }
         }
         events.handover(report);
-        let _ = done.send(());
         // Only now may the process exit: the report is on its way to JS.
-        self.tasks.lock().expect("tasks lock").handover_keep_alive = None;
+        // (`listen` moves the phase on to HandedOver, dropping the keep-alive.)
     }
 }
 
@@ -489,7 +461,7 @@ impl Core {
 struct Classifier<'a> {
     identity: &'a Identity,
     verifier: Option<Verifier>,
-    malformed_log: RateLimit,
+    malformed_log: MalformedLog,
     log: &'a Logger,
 }
 
@@ -498,14 +470,7 @@ impl Classifier<'_> {
         let announcement = match wire::decode_announcement(packet.bytes) {
             Ok(a) => a,
             Err(reason) => {
-                if self.log.enabled(crate::log::Level::Debug) {
-                    if let Some(held_back) = self.malformed_log.admit(StdInstant::now()) {
-                        self.log.debug(format_args!(
-                            "dropped a malformed packet from {}: {reason} ({held_back} more dropped since the last report)",
-                            packet.from
-                        ));
-                    }
-                }
+                self.malformed_log.dropped(self.log, "packet", packet.from, reason);
                 return (Outcome::Malformed, 0);
             }
         };
@@ -520,7 +485,7 @@ impl Classifier<'_> {
             Verdict::Own => Outcome::Own,
             Verdict::OtherService => Outcome::OtherService,
             Verdict::NotYounger => Outcome::Older,
-            Verdict::Younger => Outcome::Accepted,
+            Verdict::Younger => Outcome::Younger,
         };
         (outcome, announcement.started_at_ms)
     }

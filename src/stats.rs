@@ -8,8 +8,10 @@ use crate::net::Refused;
 /// What happened to each received packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// A younger peer's announcement (or, on the status channel, a delivered message).
-    Accepted,
+    /// Handover channel: a younger instance's announcement.
+    Younger,
+    /// Status channel: a message handed to the listener.
+    Delivered,
     Malformed,
     /// Older than us or the same age.
     Older,
@@ -21,7 +23,7 @@ pub enum Outcome {
     Undelivered,
 }
 
-const OUTCOMES: usize = 8;
+const OUTCOMES: usize = 9;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -88,7 +90,8 @@ impl Stats {
         let o = |outcome: Outcome| self.outcomes[outcome as usize].load(Relaxed);
         Snapshot {
             received: self.received.load(Relaxed),
-            accepted: o(Outcome::Accepted),
+            // The two channels' kinds of "taken" share the counter JS reads.
+            accepted: o(Outcome::Younger) + o(Outcome::Delivered),
             malformed: o(Outcome::Malformed),
             older: o(Outcome::Older),
             other_service: o(Outcome::OtherService),

@@ -4,17 +4,18 @@
 //! handed to the listener.
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
 use crate::config::StatusConfig;
+use crate::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
 use crate::lifecycle::{Closable, CloseHandle};
-use crate::log::{Level, Logger, RateLimit};
-use crate::net::{self, Interface, LazySender, Receiver};
+use crate::log::Logger;
+use crate::net::Receiver;
 use crate::peer::PeerError;
-use crate::stats::{Outcome, Snapshot, Stats, Tally};
+use crate::stats::{Outcome, Snapshot, Tally};
 use crate::ticker;
 use crate::wire::{self, StatusMessage};
 
@@ -35,23 +36,34 @@ pub struct StatusChannel {
 }
 
 struct Core {
-    config: StatusConfig,
-    interface: Interface,
+    endpoint: Endpoint<Tickers>,
     started_at_ms: i64,
     service_name: String,
     addresses: Vec<Ipv4Addr>,
-    log: Logger,
-    stats: Stats,
-    state: Mutex<State>,
 }
 
+/// The one slot of each ticker.
 #[derive(Default)]
-struct State {
-    closed: bool,
-    sender: LazySender,
+struct Tickers {
     up: Option<AbortHandle>,
     down: Option<AbortHandle>,
-    listener: Option<AbortHandle>,
+}
+
+impl Tickers {
+    fn slot(&mut self, what: Announce) -> &mut Option<AbortHandle> {
+        match what {
+            Announce::Up => &mut self.up,
+            Announce::Down => &mut self.down,
+        }
+    }
+}
+
+impl ChannelState for Tickers {
+    fn close(&mut self) {
+        for ticker in [self.up.take(), self.down.take()].into_iter().flatten() {
+            ticker.abort();
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -67,6 +79,13 @@ impl Announce {
             Announce::Down => "DOWN",
         }
     }
+
+    fn period(self) -> Duration {
+        match self {
+            Announce::Up => UP_PERIOD,
+            Announce::Down => DOWN_PERIOD,
+        }
+    }
 }
 
 impl StatusChannel {
@@ -78,28 +97,22 @@ impl StatusChannel {
         config: StatusConfig,
         log: Logger,
     ) -> Self {
-        let interface = net::choose_interface(&config.channel);
-        if let Some(reason) = &interface.fallback_reason {
-            log.warn(format_args!(
-                "host mode: {reason}; falling back to the default interface"
-            ));
-        }
+        let role = Role {
+            class: "HandoverStatus",
+            socket: "status socket",
+        };
         StatusChannel {
             core: Arc::new(Core {
-                config,
-                interface,
+                endpoint: Endpoint::new(role, config.channel, log),
                 started_at_ms,
                 service_name,
                 addresses,
-                log,
-                stats: Stats::default(),
-                state: Mutex::new(State::default()),
             }),
         }
     }
 
     pub fn stats(&self) -> Snapshot {
-        self.core.stats.snapshot()
+        self.core.endpoint.stats.snapshot()
     }
 
     /// UP now and every 10 s; a second call while UP runs does nothing.
@@ -117,23 +130,18 @@ impl StatusChannel {
 
     fn start(&self, what: Announce, keep_alive: Arc<dyn KeepAlive>) -> Result<(), PeerError> {
         let core = &self.core;
-        let mut state = core.state.lock().expect("state lock");
-        if state.closed {
-            return Err(PeerError::Closed("HandoverStatus"));
-        }
-        let state = &mut *state;
-        let (running, period) = match what {
-            Announce::Up => (&mut state.up, UP_PERIOD),
-            Announce::Down => (&mut state.down, DOWN_PERIOD),
-        };
-        match (what, running.take()) {
-            (Announce::Up, Some(handle)) => {
-                *running = Some(handle);
+        let endpoint = &core.endpoint;
+        let mut shared = endpoint.lock_open()?;
+        let slot = shared.channel.slot(what);
+        if let Announce::Up = what {
+            if slot.is_some() {
                 return Ok(());
             }
-            (_, stale) => stale.into_iter().for_each(|h| h.abort()),
         }
-        let sender = state.sender.get(&core.interface).map_err(PeerError::sending_socket)?;
+        if let Some(stale) = slot.take() {
+            stale.abort();
+        }
+        let sender = endpoint.sender(&mut shared)?;
         let packet = wire::encode_status(&StatusMessage {
             timestamp_ms: core.started_at_ms,
             service_name: core.service_name.clone(),
@@ -146,56 +154,23 @@ impl StatusChannel {
         let start = tokio::time::Instant::now();
         let handle = crate::runtime::spawn(async move {
             let _keep_alive = keep_alive;
-            ticker::run(start, ticker::every(period), || {
+            ticker::run(start, ticker::every(what.period()), || {
                 task_core.send(&sender, &packet, what);
                 async {}
             })
             .await;
         });
-        let slot = match what {
-            Announce::Up => &mut state.up,
-            Announce::Down => &mut state.down,
-        };
-        *slot = Some(handle.abort_handle());
+        *shared.channel.slot(what) = Some(handle.abort_handle());
         Ok(())
     }
 
     pub fn start_listening(&self, sink: Arc<dyn StatusSink>) -> Result<(), PeerError> {
-        let core = &self.core;
-        let mut state = core.state.lock().expect("state lock");
-        if state.closed {
-            return Err(PeerError::Closed("HandoverStatus"));
-        }
-        if state.listener.is_some() {
-            core.log.warn(format_args!(
-                "status startListening was already called; ignoring this call"
-            ));
-            return Ok(());
-        }
-        let listening = net::listening_socket(&core.config.channel, &core.interface).map_err(|e| {
-            let message = format!("cannot listen for status on port {}: {e}", core.config.channel.port);
-            core.log.error(format_args!("{message}"));
-            PeerError::Io(message)
-        })?;
-        if let Some(refusals) = listening.refusals() {
-            core.log.info(format_args!("{refusals}"));
-        }
-        core.stats.refused(listening.refused_set());
-        let socket = listening.socket;
-        core.log.info(format_args!(
-            "status socket listening 0.0.0.0:{}",
-            core.config.channel.port
-        ));
-        let task_core = core.clone();
-        let handle = crate::runtime::spawn(async move {
-            match Receiver::new(socket) {
-                Ok(receiver) => task_core.listen(receiver, sink).await,
-                Err(e) => task_core
-                    .log
-                    .error(format_args!("cannot register the status socket: {e}")),
-            }
-        });
-        state.listener = Some(handle.abort_handle());
+        let mut shared = self.core.endpoint.lock_open()?;
+        let core = self.core.clone();
+        self.core.endpoint.start_listening(
+            &mut shared,
+            move |receiver| async move { core.listen(receiver, sink).await },
+        )?;
         Ok(())
     }
 
@@ -211,44 +186,23 @@ impl StatusChannel {
 
 impl Closable for Core {
     fn close(&self) {
-        let mut state = self.state.lock().expect("state lock");
-        state.closed = true;
-        state.sender.clear();
-        for handle in [state.up.take(), state.down.take(), state.listener.take()]
-            .into_iter()
-            .flatten()
-        {
-            handle.abort();
-        }
+        self.endpoint.close();
     }
 }
 
 impl Core {
     fn send(&self, socket: &UdpSocket, packet: &[u8], what: Announce) {
-        let target = SocketAddrV4::new(self.config.channel.target, self.config.channel.port);
-        match socket.send_to(packet, target) {
-            Ok(_) => {
-                self.stats.sent(true);
-                self.log.debug(format_args!("status {} sent to {target}", what.text()));
-            }
-            Err(e) => {
-                self.stats.sent(false);
-                self.log.error(format_args!(
-                    "Error when sending status {} to {target}: {e}",
-                    what.text()
-                ));
-            }
-        }
+        self.endpoint
+            .send(socket, packet, format_args!("status {}", what.text()));
     }
 
     async fn listen(&self, mut receiver: Receiver, sink: Arc<dyn StatusSink>) {
-        let mut malformed_log = RateLimit::new(Duration::from_secs(1));
+        let mut malformed_log = MalformedLog::default();
         loop {
             let packets = match receiver.next_batch().await {
                 Ok(packets) => packets,
                 Err(e) => {
-                    self.log.error(format_args!("status socket error: {e}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.endpoint.after_socket_error(e).await;
                     continue;
                 }
             };
@@ -258,25 +212,18 @@ impl Core {
                     Ok(message) => {
                         let delivered = sink.deliver(message, packet.from);
                         tally.count(if delivered {
-                            Outcome::Accepted
+                            Outcome::Delivered
                         } else {
                             Outcome::Undelivered
                         });
                     }
                     Err(reason) => {
                         tally.count(Outcome::Malformed);
-                        if self.log.enabled(Level::Debug) {
-                            if let Some(held_back) = malformed_log.admit(std::time::Instant::now()) {
-                                self.log.debug(format_args!(
-                                    "dropped a malformed status packet from {}: {reason} ({held_back} more dropped since the last report)",
-                                    packet.from
-                                ));
-                            }
-                        }
+                        malformed_log.dropped(&self.endpoint.log, "status packet", packet.from, reason);
                     }
                 }
             }
-            self.stats.add(&tally);
+            self.endpoint.stats.add(&tally);
         }
     }
 }
