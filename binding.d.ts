@@ -225,11 +225,13 @@ export interface HandoverStats {
   refusedSocketOptions: Array<string>
 }
 
-/** A status message as the listener receives it. */
+/** What a status listener receives for every status packet heard. */
 export interface HandoverStatusMessage {
+  /** The sender's `startedAt`, ms since the epoch. */
   timestamp: bigint
   serviceName: string
   addresses: Array<string>
+  /** `'UP'`, `'DOWN'`, or another status of up to 8 bytes. */
   status: string
 }
 

@@ -33,15 +33,9 @@ import type { HandoverStats } from './binding'
 export type { ShuttingDownEvent, HandoverReport } from './binding'
 import type { ShuttingDownEvent, HandoverReport } from './binding'
 
-/** What a status listener receives for every status packet heard. */
-export interface HandoverStatusMessage {
-  /** The sender's `startedAt`, ms since the epoch. */
-  timestamp: bigint
-  serviceName: string
-  addresses: string[]
-  /** `'UP'`, `'DOWN'`, or another status of up to 8 bytes. */
-  status: string
-}
+/** What a status listener receives for every status packet heard (generated from the Rust docs). */
+export type { HandoverStatusMessage } from './binding'
+import type { HandoverStatusMessage } from './binding'
 
 export interface HandoverContext {
   /** Shown in every log line. */

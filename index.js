@@ -188,8 +188,8 @@ function errorText(error) {
   }
 }
 
-/** What both classes share: counters, close(), and how a listen failure is reported. */
-class NativeChannel extends EventEmitter {
+/** What both public classes share: counters, close(), and how a listen failure is reported. */
+class Channel extends EventEmitter {
   /** Packet counters. */
   stats() {
     return this._native.stats()
@@ -214,7 +214,7 @@ class NativeChannel extends EventEmitter {
   }
 }
 
-class HandoverPeer extends NativeChannel {
+class HandoverPeer extends Channel {
   constructor(startedAt, context, options) {
     super()
     checkDate(startedAt, 'startedAt')
@@ -312,7 +312,7 @@ class HandoverPeer extends NativeChannel {
   }
 }
 
-class HandoverStatus extends NativeChannel {
+class HandoverStatus extends Channel {
   constructor(startedAt, serviceName, addresses, context, options) {
     super()
     checkDate(startedAt, 'startedAt')

@@ -135,12 +135,14 @@ impl From<Snapshot> for HandoverStats {
     }
 }
 
-/// A status message as the listener receives it.
+/// What a status listener receives for every status packet heard.
 #[napi(object)]
 pub struct HandoverStatusMessage {
+    /// The sender's `startedAt`, ms since the epoch.
     pub timestamp: BigInt,
     pub service_name: String,
     pub addresses: Vec<String>,
+    /// `'UP'`, `'DOWN'`, or another status of up to 8 bytes.
     pub status: String,
 }
 
