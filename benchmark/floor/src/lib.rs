@@ -57,7 +57,8 @@ fn io_error(e: std::io::Error) -> Error {
 }
 
 fn ipv4(text: &str, what: &str) -> Result<Ipv4Addr> {
-    text.parse().map_err(|_| Error::from_reason(format!("{what} is not an IPv4 address: {text}")))
+    text.parse()
+        .map_err(|_| Error::from_reason(format!("{what} is not an IPv4 address: {text}")))
 }
 
 /// A handover peer cut down to its floor.
@@ -98,7 +99,9 @@ impl FloorPeer {
         socket.set_reuse_address(true).map_err(io_error)?; // old and new instance share the port
         let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, self.group.port()));
         socket.bind(&any.into()).map_err(io_error)?;
-        socket.join_multicast_v4(self.group.ip(), &self.interface).map_err(io_error)?;
+        socket
+            .join_multicast_v4(self.group.ip(), &self.interface)
+            .map_err(io_error)?;
         socket.set_nonblocking(true).map_err(io_error)?;
         // Registering with the runtime's reactor needs its context, not its thread.
         let _context = runtime().enter();
