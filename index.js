@@ -263,16 +263,23 @@ class HandoverPeer extends Channel {
     if (!call(() => this._native.startBroadcasting())) return
     // A monotonic clock: an NTP step must not bunch or stall announcements.
     const start = performance.now()
+    // The schedule is set up once this call has returned: the first packet is
+    // out, and a listener in this very process should not wait for timers.
+    this._announcer = { immediate: setImmediate(() => this._scheduleAnnouncements(start)) }
+  }
+
+  _scheduleAnnouncements(start) {
     const quick = this._native.announceAfterMs
     const heartbeat = this._native.heartbeatMs
     let next = 0
     const schedule = () => {
       const offset = next < quick.length ? quick[next] : heartbeat * (next - quick.length + 1)
       next++
-      this._announcer = setTimeout(() => {
+      const timeout = setTimeout(() => {
         if (this._native.announce()) schedule()
         else this._announcer = null
       }, Math.max(0, start + offset - performance.now()))
+      this._announcer = { timeout }
     }
     schedule()
   }
@@ -307,7 +314,10 @@ class HandoverPeer extends Channel {
   }
 
   _stopAnnouncing() {
-    if (this._announcer) clearTimeout(this._announcer)
+    if (this._announcer) {
+      clearImmediate(this._announcer.immediate)
+      clearTimeout(this._announcer.timeout)
+    }
     this._announcer = null
   }
 }

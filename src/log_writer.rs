@@ -18,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Lines that may wait for a stalled stdout (about 150 KiB of typical lines).
 const QUEUE_LINES: usize = 1024;
+/// How long the writer waits after being woken before it writes.
+const WRITE_DELAY: Duration = Duration::from_millis(2);
 
 /// Where queued lines go; `None` when the writer thread could not start.
 static QUEUE: OnceLock<Option<SyncSender<String>>> = OnceLock::new();
@@ -56,11 +58,17 @@ fn start() -> Option<SyncSender<String>> {
         .name("handover-log".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            for line in lines {
-                // An error (stdout closed) loses the line, as console.log would.
-                let _ = write_all(line.as_bytes());
-                if PENDING.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    report_losses();
+            while let Ok(first) = lines.recv() {
+                // Woken by a line: let the moment pass (a handover logs several
+                // lines while its callback is being run) and write them together,
+                // rather than competing for the CPU line by line.
+                std::thread::sleep(WRITE_DELAY);
+                for line in std::iter::once(first).chain(lines.try_iter()) {
+                    // An error (stdout closed) loses the line, as console.log would.
+                    let _ = write_all(line.as_bytes());
+                    if PENDING.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        report_losses();
+                    }
                 }
             }
         });

@@ -20,6 +20,7 @@
 //! callback may call `close()` itself. The socket and listener plumbing
 //! shared with the status channel is in `endpoint`.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::{SocketAddrV4, UdpSocket};
 use std::pin::Pin;
@@ -33,7 +34,7 @@ use crate::complete;
 use crate::config::PeerConfig;
 use crate::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
 use crate::lifecycle::{Closable, CloseHandle};
-use crate::log::Logger;
+use crate::log::{Level, Logger};
 use crate::net::{Interface, Packet, Receiver};
 use crate::seniority::{judge, Identity, Verdict};
 use crate::stats::{Outcome, Snapshot, Tally};
@@ -113,6 +114,8 @@ struct Core {
     config: PeerConfig,
     identity: Identity,
     sequence: AtomicU64,
+    /// Every unsigned announcement is the same bytes: made once.
+    unsigned_announcement: Vec<u8>,
 }
 
 /// The peer's own state, under the endpoint's lock.
@@ -174,12 +177,14 @@ impl Peer {
         ));
         // Now rather than in startBroadcasting(); a failure is reported there.
         let _ = endpoint.sender(&mut endpoint.lock());
+        let unsigned_announcement = wire::encode_extended(started_at_ms, &extension_fields(&identity, None));
         Peer {
             core: Arc::new(Core {
                 endpoint,
                 config,
                 identity,
                 sequence: AtomicU64::new(0),
+                unsigned_announcement,
             }),
         }
     }
@@ -235,10 +240,12 @@ impl Peer {
         drop(shared);
         // After the send; queuing a line costs the caller no wait (`log_writer`).
         let started_at = core.identity.started_at_ms;
-        endpoint.log.info(format_args!(
-            "ticker started. timestamp = {started_at} ( {} )",
-            crate::log::iso_time_ms(started_at)
-        ));
+        if endpoint.log.enabled(Level::Info) {
+            endpoint.log.info(format_args!(
+                "ticker started. timestamp = {started_at} ( {} )",
+                crate::log::iso_time_ms(started_at)
+            ));
+        }
         Ok(true)
     }
 
@@ -292,25 +299,23 @@ impl Closable for Core {
 }
 
 impl Core {
-    fn announcement(&self) -> Vec<u8> {
-        let identity = &self.identity;
-        let mut fields = ExtensionFields {
-            service: identity.service.clone(),
-            instance: Some(identity.instance),
-            boot: identity.boot,
-            freshness: None,
+    /// The announcement to send now. Without a secret it is the same bytes
+    /// every time, made once with the peer; with one, each carries a fresh
+    /// time and sequence (replay protection) and is signed.
+    fn announcement(&self) -> Cow<'_, [u8]> {
+        let Some(secret) = &self.config.secret else {
+            return Cow::Borrowed(&self.unsigned_announcement);
         };
-        if self.config.secret.is_some() {
-            fields.freshness = Some(Freshness {
-                sent_at_ms: clock::wall_now_ms(),
-                sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
-            });
-        }
-        let mut packet = wire::encode_extended(identity.started_at_ms, &fields);
-        if let Some(secret) = &self.config.secret {
-            secret.sign(&mut packet);
-        }
-        packet
+        let freshness = Freshness {
+            sent_at_ms: clock::wall_now_ms(),
+            sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        let mut packet = wire::encode_extended(
+            self.identity.started_at_ms,
+            &extension_fields(&self.identity, Some(freshness)),
+        );
+        secret.sign(&mut packet);
+        Cow::Owned(packet)
     }
 
     fn announce(&self, socket: &UdpSocket) {
@@ -454,6 +459,16 @@ impl Core {
         events.handover(report);
         // Only now may the process exit: the report is on its way to JS.
         // (`listen` moves the phase on to HandedOver, dropping the keep-alive.)
+    }
+}
+
+/// What an announcement of `identity` carries after the 9 bytes.
+fn extension_fields(identity: &Identity, freshness: Option<Freshness>) -> ExtensionFields {
+    ExtensionFields {
+        service: identity.service.clone(),
+        instance: Some(identity.instance),
+        boot: identity.boot,
+        freshness,
     }
 }
 
