@@ -27,8 +27,6 @@ static QUEUE: OnceLock<Option<SyncSender<String>>> = OnceLock::new();
 static PENDING: AtomicUsize = AtomicUsize::new(0);
 /// Lines dropped since the last report.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
-/// Lines dropped since the process started, for `droppedLines()`.
-static DROPPED_TOTAL: AtomicU64 = AtomicU64::new(0);
 
 /// Queues one whole line (with its newline) for stdout. Never blocks.
 pub fn write_line(line: String) {
@@ -42,14 +40,8 @@ pub fn write_line(line: String) {
     }
 }
 
-/// Log lines dropped since the process started because stdout did not keep up.
-pub fn dropped_total() -> u64 {
-    DROPPED_TOTAL.load(Ordering::Relaxed)
-}
-
 fn dropped() {
     DROPPED.fetch_add(1, Ordering::Relaxed);
-    DROPPED_TOTAL.fetch_add(1, Ordering::Relaxed);
 }
 
 fn start() -> Option<SyncSender<String>> {
