@@ -7,22 +7,23 @@ export declare class NativePeer {
   get port(): number
   get address(): string
   get shuttingDown(): boolean
+  /** What `'shuttingDown'` listeners get, once a younger instance was heard. */
+  get shuttingDownEvent(): ShuttingDownEvent | null
   /** Hex of the random id that breaks ties and marks our own packets. */
   get instanceId(): string
   /** The IPv4 address multicast is joined and sent on; `null` for the default interface. */
   get interfaceAddress(): string | null
   /**
    * Sends the first announcement. True when the caller should now call
-   * `announce()` at `announceAfterMs`, then every `heartbeatMs`.
+   * `announce()` on the `schedule`.
    */
   startBroadcasting(): boolean
   /** One scheduled announcement; false once the schedule should stop. */
   announce(): boolean
-  /** The quick repeats after the first announcement, ms from it. */
-  get announceAfterMs(): Array<number>
-  /** The regular interval of announcements after the quick repeats, ms. */
-  get heartbeatMs(): number
-  startListening(callback: (event: ShuttingDownEvent) => Promise<string | null>, onHandover: (report: HandoverReport) => void): void
+  /** When `announce()` is due after `startBroadcasting()`. */
+  get schedule(): AnnouncementSchedule
+  /** Binds and joins, then reads the socket on this JS thread (see `uv`). */
+  startListening(callback: () => Promise<string | null>, onHandover: (report: HandoverReport) => void): void
   stats(): HandoverStats
   close(): void
   /** Writes a log line with this peer's context and level filter. */
@@ -40,6 +41,14 @@ export declare class NativeStatus {
   stats(): HandoverStats
   close(): void
   log(level: string, message: string): void
+}
+
+/** When `announce()` is due after `startBroadcasting()`. */
+export interface AnnouncementSchedule {
+  /** The quick repeats after the first announcement, ms from it. */
+  announceAfterMs: Array<number>
+  /** The regular interval of announcements after the quick repeats, ms. */
+  heartbeatMs: number
 }
 
 /** Where each resolved value came from. */

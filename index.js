@@ -263,14 +263,14 @@ class HandoverPeer extends Channel {
     if (!call(() => this._native.startBroadcasting())) return
     // A monotonic clock: an NTP step must not bunch or stall announcements.
     const start = performance.now()
-    // The schedule is set up once this call has returned: the first packet is
-    // out, and a listener in this very process should not wait for timers.
-    this._announcer = { immediate: setImmediate(() => this._scheduleAnnouncements(start)) }
+    // The schedule is set up on a later turn of the event loop (a timer, not
+    // an immediate, which could run before the loop next polls its sockets):
+    // a listener in this very process then hears the first packet first.
+    this._announcer = { timeout: setTimeout(() => this._scheduleAnnouncements(start), 0) }
   }
 
   _scheduleAnnouncements(start) {
-    const quick = this._native.announceAfterMs
-    const heartbeat = this._native.heartbeatMs
+    const { announceAfterMs: quick, heartbeatMs: heartbeat } = this._native.schedule
     let next = 0
     const schedule = () => {
       const offset = next < quick.length ? quick[next] : heartbeat * (next - quick.length + 1)
@@ -287,13 +287,13 @@ class HandoverPeer extends Channel {
   startListening(shutdownCallback) {
     checkFunction(shutdownCallback, 'shutdownCallback')
     // Always a Promise to the native side: a plain function, one that throws
-    // and one that rejects all settle it, with the error's text. The
-    // 'shuttingDown' event comes along, so listeners see it first.
-    const run = async (event) => {
+    // and one that rejects all settle it, with the error's text.
+    // 'shuttingDown' listeners see the event first; it is only fetched for them.
+    const run = async () => {
       this._stopAnnouncing()
       if (this.listenerCount('shuttingDown') > 0) {
         try {
-          this.emit('shuttingDown', event)
+          this.emit('shuttingDown', this._native.shuttingDownEvent)
         } catch (error) {
           this._native.log('error', `a 'shuttingDown' listener threw: ${errorText(error)}`)
         }
@@ -315,7 +315,6 @@ class HandoverPeer extends Channel {
 
   _stopAnnouncing() {
     if (this._announcer) {
-      clearImmediate(this._announcer.immediate)
       clearTimeout(this._announcer.timeout)
     }
     this._announcer = null

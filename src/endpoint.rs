@@ -1,9 +1,10 @@
 //! One UDP endpoint of a channel: what the handover peer and the status
 //! channel share. It chooses the interface (and says when host mode has to
-//! fall back), owns the sending socket and the listener task, sends and
-//! counts, binds and starts the listener, logs malformed packets at a
-//! bounded rate, and closes: every socket and task of the object goes in one
-//! call. The two channels keep only what differs (`S`, their own state,
+//! fall back), owns the sending socket and the listener task (when the
+//! listener runs on the runtime: the status channel's does; the peer's is
+//! read on the JS thread, see `uv`), sends and counts, binds the listening
+//! socket, logs malformed packets at a bounded rate, and closes: every
+//! socket and task of the object goes in one call. The two channels keep only what differs (`S`, their own state,
 //! under the same lock).
 
 use std::fmt;
@@ -38,6 +39,9 @@ pub trait ChannelState: Default + Send + 'static {
 pub struct Shared<S> {
     pub closed: bool,
     pub sender: LazySender,
+    /// The listening socket was bound (whoever reads it).
+    listening: bool,
+    /// The task reading it, when that runs on the runtime.
     listener: Option<AbortHandle>,
     pub channel: S,
 }
@@ -69,6 +73,7 @@ impl<S: ChannelState> Endpoint<S> {
             shared: Mutex::new(Shared {
                 closed: false,
                 sender: LazySender::default(),
+                listening: false,
                 listener: None,
                 channel: S::default(),
             }),
@@ -111,17 +116,12 @@ impl<S: ChannelState> Endpoint<S> {
     }
 
     /// Binds and joins now, so that a port problem is reported to the
-    /// caller, then runs `listen` on the runtime. `Ok(false)` when the
-    /// endpoint already listens.
-    pub fn start_listening<F, Fut>(&self, shared: &mut Shared<S>, listen: F) -> Result<bool, PeerError>
-    where
-        F: FnOnce(Receiver) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        if shared.listener.is_some() {
+    /// caller. `None` when the endpoint already listens.
+    pub fn bind(&self, shared: &mut Shared<S>) -> Result<Option<UdpSocket>, PeerError> {
+        if shared.listening {
             self.log
                 .warn(format_args!("startListening was already called; ignoring this call"));
-            return Ok(false);
+            return Ok(None);
         }
         let (port, socket_name) = (self.channel.port, self.role.socket);
         let listening = net::listening_socket(&self.channel, &self.interface).map_err(|e| {
@@ -138,22 +138,38 @@ impl<S: ChannelState> Endpoint<S> {
         }
         self.stats.refused(listening.refused_set());
         self.log.info(format_args!("{socket_name} listening 0.0.0.0:{port}"));
+        shared.listening = true;
+        Ok(Some(listening.socket))
+    }
+
+    /// Runs `task` on the runtime as the listener, stopped by `close()`.
+    pub fn run_listener<F>(&self, shared: &mut Shared<S>, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        shared.listener = Some(crate::runtime::spawn(task).abort_handle());
+    }
+
+    /// Binds and joins now (see `bind`), then runs `listen` on the runtime
+    /// with the socket registered there. `Ok(false)` when the endpoint
+    /// already listens.
+    pub fn start_listening<F, Fut>(&self, shared: &mut Shared<S>, listen: F) -> Result<bool, PeerError>
+    where
+        F: FnOnce(Receiver) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Some(socket) = self.bind(shared)? else {
+            return Ok(false);
+        };
         let log = self.log.clone();
-        let socket = listening.socket;
-        let handle = crate::runtime::spawn(async move {
+        let socket_name = self.role.socket;
+        self.run_listener(shared, async move {
             match Receiver::new(socket) {
                 Ok(receiver) => listen(receiver).await,
                 Err(e) => log.error(format_args!("cannot register {socket_name}: {e}")),
             }
         });
-        shared.listener = Some(handle.abort_handle());
         Ok(true)
-    }
-
-    /// Forgets the listener without stopping it: a task that ends by itself
-    /// (a handover under way) must outlive `close()`.
-    pub fn detach_listener(shared: &mut Shared<S>) {
-        shared.listener = None;
     }
 
     /// Marks the endpoint closed, drops the sending socket (only the
@@ -168,10 +184,15 @@ impl<S: ChannelState> Endpoint<S> {
         shared.channel.close();
     }
 
+    /// Logs a socket error; the listener reads again after the pause returned.
+    pub fn socket_error(&self, e: std::io::Error) -> Duration {
+        self.log.error(format_args!("{} error: {e}", self.role.socket));
+        net::ERROR_PAUSE
+    }
+
     /// Waits a moment before the listener reads again, after a socket error.
     pub async fn after_socket_error(&self, e: std::io::Error) {
-        self.log.error(format_args!("{} error: {e}", self.role.socket));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(self.socket_error(e)).await;
     }
 }
 

@@ -9,17 +9,18 @@ use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{BigInt, Buffer, Promise, Unknown};
+use napi::bindgen_prelude::{BigInt, Buffer, Function, FunctionRef, Promise, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Error, Result, Status};
+use napi::{sys, Env, Error, JsValue, Result, Status};
 use napi_derive::napi;
 
 use crate::config::{self, ConfigError, Options, PeerConfig, StatusConfig};
 use crate::lifecycle::CloseHandle;
 use crate::log::{Level, Logger};
-use crate::peer::{CallbackCalled, Events, Peer, PeerError, ShutdownCallback, ShuttingDown};
+use crate::peer::{CallbackCalled, CallbackSettled, Events, Peer, PeerError, ShuttingDown};
 use crate::stats::Snapshot;
 use crate::status::{KeepAlive, StatusChannel, StatusSink};
+use crate::uv::Watch;
 use crate::wire::{self, StatusMessage};
 
 /// Options for `HandoverPeer` and `HandoverStatus`. Each option wins over
@@ -154,6 +155,15 @@ pub struct LogRecord {
     pub message: String,
 }
 
+/// When `announce()` is due after `startBroadcasting()`.
+#[napi(object, object_from_js = false)]
+pub struct AnnouncementSchedule {
+    /// The quick repeats after the first announcement, ms from it.
+    pub announce_after_ms: Vec<u32>,
+    /// The regular interval of announcements after the quick repeats, ms.
+    pub heartbeat_ms: u32,
+}
+
 /// The argument of `'shuttingDown'` listeners: a younger instance was heard.
 #[napi(object, object_from_js = false)]
 pub struct ShuttingDownEvent {
@@ -186,13 +196,14 @@ pub struct HandoverReport {
     pub complete_file_error: Option<String>,
 }
 
-/// Receives the handover report; weak: the shutdown callback's bridge is
-/// what keeps the process alive while listening and handing over.
+/// Receives the handover report; weak: the listener's watch is what keeps
+/// the process alive while listening and handing over.
 type ReportFunction = ThreadsafeFunction<HandoverReport, Unknown<'static>, HandoverReport, Status, false, true>;
-/// Strong, so that a listening peer keeps the process alive: the wrapped
-/// shutdown callback, resolving to `null` or to the error's text.
-type CallbackFunction =
-    ThreadsafeFunction<ShuttingDownEvent, Promise<Option<String>>, ShuttingDownEvent, Status, false>;
+/// The wrapped shutdown callback, resolving to `null` or to the error's text.
+/// Called with no argument: building the event costs the handover path
+/// several microseconds, so JS asks for it (`shuttingDownEvent`) only when
+/// someone listens.
+type CallbackFunction<'env> = Function<'env, (), Promise<Option<String>>>;
 /// Strong: a running status ticker keeps the process alive, as a JS interval would.
 type KeepAliveFunction = ThreadsafeFunction<(), Unknown<'static>, (), Status, false>;
 /// Weak: a custom logger must not keep the process alive. Bounded: a JS
@@ -203,7 +214,13 @@ type LogFunction = ThreadsafeFunction<LogRecord, Unknown<'static>, LogRecord, St
 type StatusFunction =
     ThreadsafeFunction<HandoverStatusMessage, Unknown<'static>, HandoverStatusMessage, Status, false, false, 4096>;
 
-struct JsReports(ReportFunction);
+/// Passes the report to JS, then stops the peer's listener (on the JS
+/// thread, which owns it): from then on, the process may exit.
+struct JsReports {
+    report: ReportFunction,
+    /// The peer's key in `OpenObjects`, where its watch is.
+    registration: u64,
+}
 
 impl Events for JsReports {
     fn handover(&self, report: crate::peer::HandoverReport) {
@@ -216,7 +233,12 @@ impl Events for JsReports {
             complete_file: report.complete_file,
             complete_file_error: report.complete_file_error,
         };
-        self.0.call(report, ThreadsafeFunctionCallMode::NonBlocking);
+        let registration = self.registration;
+        self.report
+            .call_with_return_value(report, ThreadsafeFunctionCallMode::NonBlocking, move |_, env| {
+                OpenObjects::stop_watching(&env, registration);
+                Ok(())
+            });
     }
 }
 
@@ -238,40 +260,92 @@ impl StatusSink for JsStatusSink {
     }
 }
 
-fn shutdown_callback(function: CallbackFunction) -> ShutdownCallback {
-    Box::new(move |event: ShuttingDown| {
-        let event = ShuttingDownEvent {
-            r#type: "shuttingDown",
-            heard_started_at: event.heard_started_at,
-            own_started_at: event.own_started_at,
-            from: event.from.to_string(),
+/// Calls the JS half of the shutdown callback, on the JS thread, from the
+/// listener's watch: inside a callback scope, so that the promise jobs it
+/// starts run when the scope closes, as after any I/O callback of Node's.
+struct JsShutdown {
+    env: sys::napi_env,
+    function: FunctionRef<(), Promise<Option<String>>>,
+    context: sys::napi_async_context,
+}
+
+impl JsShutdown {
+    fn new(env: &Env, function: CallbackFunction<'_>) -> Result<Self> {
+        let name = env.create_string("HandoverPeer")?;
+        let mut context = std::ptr::null_mut();
+        // SAFETY: called on the JS thread during a napi call, with live values.
+        check(unsafe { sys::napi_async_init(env.raw(), std::ptr::null_mut(), name.raw(), &mut context) })?;
+        Ok(JsShutdown {
+            env: env.raw(),
+            function: function.create_ref()?,
+            context,
+        })
+    }
+
+    fn call(self) -> CallbackCalled {
+        let settled: CallbackSettled = match self.call_in_scope() {
+            Ok(promise) => Box::pin(async move {
+                match promise.await {
+                    Ok(None) => Ok(()),
+                    Ok(Some(error)) => Err(error),
+                    Err(e) => Err(e.reason.clone()),
+                }
+            }),
+            Err(e) => {
+                let reason = format!("cannot call the shutdown callback: {}", e.reason);
+                Box::pin(async move { Err(reason) })
+            }
         };
-        // Queued now, not at the future's first poll: the handover waits for nothing else.
-        let (returned, promise) = tokio::sync::oneshot::channel();
-        let status =
-            function.call_with_return_value(event, ThreadsafeFunctionCallMode::NonBlocking, move |result, _env| {
-                let _ = returned.send(result);
-                Ok(())
-            });
-        let settled = Box::pin(async move {
-            if status != Status::Ok {
-                return Err(format!("cannot call the shutdown callback: {status}"));
-            }
-            let promise = promise
-                .await
-                .map_err(|_| "the shutdown callback was never called (is Node exiting?)".to_string())?
-                .map_err(|e| e.reason.clone())?;
-            match promise.await {
-                Ok(None) => Ok(()),
-                Ok(Some(error)) => Err(error),
-                Err(e) => Err(e.reason.clone()),
-            }
-        });
+        // The watch keeps the process alive until the report is out.
         CallbackCalled {
             settled,
-            keep_alive: Box::new(function),
+            keep_alive: Box::new(()),
         }
-    })
+    }
+
+    fn call_in_scope(&self) -> Result<Promise<Option<String>>> {
+        let env = Env::from_raw(self.env);
+        let raw = self.env;
+        let (mut handles, mut resource, mut scope) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: on the JS thread (the watch's callback), outside any other
+        // scope; every scope opened here is closed here, in reverse order.
+        unsafe {
+            check(sys::napi_open_handle_scope(raw, &mut handles))?;
+            let opened = check(sys::napi_create_object(raw, &mut resource))
+                .and_then(|()| check(sys::napi_open_callback_scope(raw, resource, self.context, &mut scope)));
+            let result = opened.and_then(|()| self.function.borrow_back(&env)?.call(()));
+            if !scope.is_null() {
+                sys::napi_close_callback_scope(raw, scope);
+            }
+            sys::napi_close_handle_scope(raw, handles);
+            result
+        }
+    }
+}
+
+impl Drop for JsShutdown {
+    fn drop(&mut self) {
+        // SAFETY: dropped on the JS thread (by the watch or after the call).
+        unsafe { sys::napi_async_destroy(self.env, self.context) };
+    }
+}
+
+fn check(status: sys::napi_status) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::from(status), "napi call failed".to_string()))
+    }
+}
+
+#[cfg(unix)]
+fn raw_socket(socket: &std::net::UdpSocket) -> std::ffi::c_int {
+    std::os::fd::AsRawFd::as_raw_fd(socket)
+}
+
+#[cfg(windows)]
+fn raw_socket(socket: &std::net::UdpSocket) -> usize {
+    std::os::windows::io::AsRawSocket::as_raw_socket(socket) as usize
 }
 
 /// Every error this addon throws: its JS class and a stable `code`, in
@@ -385,16 +459,19 @@ fn log_at(log: &Logger, level: &str, message: &str) {
 struct OpenObjects {
     next_key: u64,
     handles: HashMap<u64, CloseHandle>,
+    /// The listening peers' watches (JS thread only, as this registry is).
+    watches: HashMap<u64, Watch>,
 }
 
 impl OpenObjects {
     /// This environment's set, made on first use. Only the JS thread calls it.
     fn of(env: &Env) -> Result<&'static mut OpenObjects> {
         if env.get_instance_data::<OpenObjects>()?.is_none() {
-            env.set_instance_data(OpenObjects::default(), (), |teardown| {
+            env.set_instance_data(OpenObjects::default(), (), |mut teardown| {
                 for handle in teardown.value.handles.values() {
                     handle.close();
                 }
+                teardown.value.watches.clear();
             })?;
         }
         env.get_instance_data::<OpenObjects>()?
@@ -413,6 +490,19 @@ impl OpenObjects {
     fn remove(env: &Env, key: u64) {
         if let Ok(open) = Self::of(env) {
             open.handles.remove(&key);
+            open.watches.remove(&key);
+        }
+    }
+
+    fn watch(env: &Env, key: u64, watch: Watch) -> Result<()> {
+        Self::of(env)?.watches.insert(key, watch);
+        Ok(())
+    }
+
+    /// Stops a peer's listener: dropping its watch closes it.
+    fn stop_watching(env: &Env, key: u64) {
+        if let Ok(open) = Self::of(env) {
+            open.watches.remove(&key);
         }
     }
 }
@@ -469,6 +559,17 @@ impl NativePeer {
         self.peer.shutting_down()
     }
 
+    /// What `'shuttingDown'` listeners get, once a younger instance was heard.
+    #[napi(getter)]
+    pub fn shutting_down_event(&self) -> Option<ShuttingDownEvent> {
+        self.peer.heard().map(|heard| ShuttingDownEvent {
+            r#type: "shuttingDown",
+            heard_started_at: heard.heard_started_at,
+            own_started_at: heard.own_started_at,
+            from: heard.from.to_string(),
+        })
+    }
+
     /// Hex of the random id that breaks ties and marks our own packets.
     #[napi(getter)]
     pub fn instance_id(&self) -> String {
@@ -482,7 +583,7 @@ impl NativePeer {
     }
 
     /// Sends the first announcement. True when the caller should now call
-    /// `announce()` at `announceAfterMs`, then every `heartbeatMs`.
+    /// `announce()` on the `schedule`.
     #[napi]
     pub fn start_broadcasting(&self, env: Env) -> Result<bool> {
         self.peer.start_broadcasting().map_err(thrown(&env))
@@ -494,28 +595,40 @@ impl NativePeer {
         self.peer.announce()
     }
 
-    /// The quick repeats after the first announcement, ms from it.
+    /// When `announce()` is due after `startBroadcasting()`.
     #[napi(getter)]
-    pub fn announce_after_ms(&self) -> Vec<u32> {
-        self.peer.schedule().0
+    pub fn schedule(&self) -> AnnouncementSchedule {
+        let (announce_after_ms, heartbeat_ms) = self.peer.schedule();
+        AnnouncementSchedule {
+            announce_after_ms,
+            heartbeat_ms,
+        }
     }
 
-    /// The regular interval of announcements after the quick repeats, ms.
-    #[napi(getter)]
-    pub fn heartbeat_ms(&self) -> u32 {
-        self.peer.schedule().1
-    }
-
+    /// Binds and joins, then reads the socket on this JS thread (see `uv`).
     #[napi]
     pub fn start_listening(
         &self,
-        #[napi(ts_arg_type = "(event: ShuttingDownEvent) => Promise<string | null>")] callback: CallbackFunction,
+        #[napi(ts_arg_type = "() => Promise<string | null>")] callback: CallbackFunction<'_>,
         #[napi(ts_arg_type = "(report: HandoverReport) => void")] on_handover: ReportFunction,
         env: Env,
     ) -> Result<()> {
-        self.peer
-            .start_listening(shutdown_callback(callback), Arc::new(JsReports(on_handover)))
-            .map_err(thrown(&env))
+        let shutdown = JsShutdown::new(&env, callback)?;
+        let events = Arc::new(JsReports {
+            report: on_handover,
+            registration: self.registration,
+        });
+        let listener = self
+            .peer
+            .listen(move |_: ShuttingDown| shutdown.call(), events)
+            .map_err(thrown(&env))?;
+        let Some(mut listener) = listener else {
+            return Ok(());
+        };
+        let socket = raw_socket(listener.socket());
+        let watch = Watch::start(env.get_uv_event_loop()?, socket, Box::new(move || listener.readable()))
+            .map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
+        OpenObjects::watch(&env, self.registration, watch)
     }
 
     #[napi]

@@ -8,7 +8,8 @@
 //! I/O: `net` (sockets), `clock` (wall and boot clocks), `complete` (the
 //! handover-complete file), `log`, `log_writer` (stdout without blocking).
 //! Behaviour: `peer` (the handover state machine), `status` (the status channel).
-//! JS glue: `js` (napi classes: convert, forward, map errors).
+//! JS glue: `js` (napi classes: convert, forward, map errors), `uv` (socket
+//! readiness on the JS thread, for the peer's listener).
 #![deny(clippy::all)]
 
 pub mod auth;
@@ -32,6 +33,8 @@ pub mod wire;
 // The glue needs a Node process; `cargo test` covers the pure modules.
 #[cfg(not(test))]
 mod js;
+#[cfg(not(test))]
+mod uv;
 
 #[cfg(test)]
 mod fuzz;

@@ -344,18 +344,100 @@ impl Batch {
     }
 }
 
-/// A listening socket registered with tokio, plus reusable receive buffers.
-pub struct Receiver {
-    /// Registered with the reactor; `None` only while paused under a flood.
-    socket: Option<Registered>,
-    /// The socket while it is out of the reactor.
-    paused: Option<UdpSocket>,
+/// When a reader should look at its socket again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextRead {
+    /// As soon as it is readable.
+    WhenReadable,
+    /// Not before this pause, readable or not.
+    After(Duration),
+}
+
+/// How long a reader leaves its socket alone after a socket error.
+pub const ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Takes what a non-blocking socket holds, a batch at a time, into reusable
+/// buffers, on whichever thread drives it; and keeps the load, to say when
+/// reading again should wait.
+///
+/// Under a flood, a thread that wakes for every packet or two spends more on
+/// waking than on receiving; so once the socket is flooded and has just been
+/// emptied, the reader leaves it for `FLOOD_PAUSE` and then takes what piled
+/// up in full batches. Quiet sockets are served at once.
+pub struct Drain {
     batch: Batch,
     /// Room for the part of a packet that does not fit its slot.
     spill: Spill,
     load: Load,
     /// The last batch emptied the socket.
-    drained: bool,
+    emptied: bool,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Drain {
+            batch: Batch::new(),
+            spill: Spill::new(),
+            load: Load::new(Instant::now()),
+            emptied: false,
+        }
+    }
+}
+
+impl Drain {
+    /// Up to `BATCH` packets, without waiting: none when the socket is empty.
+    pub fn take(&mut self, socket: &UdpSocket) -> io::Result<impl Iterator<Item = Packet<'_>>> {
+        let n = match self.receive(socket) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.received(0),
+            Err(e) => return Err(e),
+        };
+        debug_assert_eq!(n, self.batch.count);
+        Ok(self.batch.packets())
+    }
+
+    /// One receive call; `WouldBlock` when the socket was empty.
+    fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.batch.clear();
+        let n = recv_batch(socket, &mut self.batch, &mut self.spill)?;
+        Ok(self.received(n))
+    }
+
+    fn received(&mut self, n: usize) -> usize {
+        self.batch.count = n;
+        self.emptied = n < BATCH;
+        self.load.record(n, Instant::now());
+        n
+    }
+
+    /// The last take left the socket empty (its packets may still be read).
+    pub fn emptied(&self) -> bool {
+        self.emptied
+    }
+
+    /// When to read again, once the socket was emptied.
+    pub fn next_read(&mut self) -> NextRead {
+        if self.emptied && self.load.flooded() {
+            // The pause is taken once: what piled up is read in full batches.
+            self.emptied = false;
+            NextRead::After(FLOOD_PAUSE)
+        } else {
+            NextRead::WhenReadable
+        }
+    }
+
+    fn packets(&self) -> impl Iterator<Item = Packet<'_>> {
+        self.batch.packets()
+    }
+}
+
+/// A listening socket registered with tokio, with its `Drain`.
+pub struct Receiver {
+    /// Registered with the reactor; `None` only while paused under a flood.
+    socket: Option<Registered>,
+    /// The socket while it is out of the reactor.
+    paused: Option<UdpSocket>,
+    drain: Drain,
 }
 
 impl Receiver {
@@ -364,27 +446,19 @@ impl Receiver {
         Ok(Receiver {
             socket: Some(register(socket)?),
             paused: None,
-            batch: Batch::new(),
-            spill: Spill::new(),
-            load: Load::new(Instant::now()),
-            drained: false,
+            drain: Drain::default(),
         })
     }
 
     /// Waits for packets and takes up to `BATCH` of them. Cancel-safe.
-    ///
-    /// Under a flood, a thread that wakes for every packet or two spends
-    /// more on waking than on receiving; so once the socket is flooded and
-    /// has just been emptied, it leaves the reactor for `FLOOD_PAUSE` (while
-    /// registered, every arriving packet would wake the thread again) and
-    /// then takes what piled up in full batches. Quiet sockets are served at once.
+    /// A flooded socket leaves the reactor during its pause: while
+    /// registered, every arriving packet would wake the thread again.
     pub async fn next_batch(&mut self) -> io::Result<impl Iterator<Item = Packet<'_>>> {
-        if self.drained && self.load.flooded() {
+        if let NextRead::After(pause) = self.drain.next_read() {
             if let Some(registered) = self.socket.take() {
                 self.paused = Some(unregister(registered)?);
             }
-            tokio::time::sleep(FLOOD_PAUSE).await;
-            self.drained = false;
+            tokio::time::sleep(pause).await;
         }
         if let Some(socket) = self.paused.take() {
             self.socket = Some(register(socket)?);
@@ -393,12 +467,8 @@ impl Receiver {
             .socket
             .as_ref()
             .ok_or_else(|| io::Error::other("the listening socket was lost"))?;
-        self.batch.clear();
-        let n = read_batch(socket, &mut self.batch, &mut self.spill).await?;
-        self.batch.count = n;
-        self.drained = n < BATCH;
-        self.load.record(n, Instant::now());
-        Ok(self.batch.packets())
+        read_batch(socket, &mut self.drain).await?;
+        Ok(self.drain.packets())
     }
 }
 
@@ -432,10 +502,10 @@ fn unregister(socket: Registered) -> io::Result<UdpSocket> {
 
 /// Waits until the socket is readable and takes what it holds, up to `BATCH`.
 #[cfg(unix)]
-async fn read_batch(socket: &Registered, batch: &mut Batch, spill: &mut Spill) -> io::Result<usize> {
+async fn read_batch(socket: &Registered, drain: &mut Drain) -> io::Result<usize> {
     loop {
         let mut guard = socket.readable().await?;
-        match guard.try_io(|fd| recv_batch(fd.get_ref(), batch, spill)) {
+        match guard.try_io(|fd| drain.receive(fd.get_ref())) {
             Ok(Ok(n)) => {
                 if n < BATCH {
                     // The socket is empty: wait for the next packet instead of asking again.
@@ -451,13 +521,16 @@ async fn read_batch(socket: &Registered, batch: &mut Batch, spill: &mut Spill) -
 }
 
 #[cfg(not(unix))]
-async fn read_batch(socket: &Registered, batch: &mut Batch, spill: &mut Spill) -> io::Result<usize> {
+async fn read_batch(socket: &Registered, drain: &mut Drain) -> io::Result<usize> {
+    use std::mem::ManuallyDrop;
+    use std::os::windows::io::{AsRawSocket, FromRawSocket};
+    // SAFETY: a second std view of the same socket, never dropped (so never
+    // closed): tokio's socket keeps owning it.
+    let view = ManuallyDrop::new(unsafe { UdpSocket::from_raw_socket(socket.as_raw_socket()) });
     loop {
         socket.readable().await?;
         // `try_io` clears readiness when the closure would block.
-        match socket.try_io(tokio::io::Interest::READABLE, || {
-            recv_each(|buffer| socket.try_recv_from(buffer), batch, spill)
-        }) {
+        match socket.try_io(tokio::io::Interest::READABLE, || drain.receive(&view)) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
@@ -599,7 +672,7 @@ impl PortableSpill {
 type Spill = PortableSpill;
 
 /// The portable batch: one `recvfrom` per packet.
-#[cfg(all(unix, not(target_os = "linux")))]
+#[cfg(not(target_os = "linux"))]
 fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill) -> io::Result<usize> {
     recv_each(|buffer| socket.recv_from(buffer), batch, spill)
 }

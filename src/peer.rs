@@ -6,19 +6,24 @@
 //! sent by `announce()`, which the JS side calls from its own timers on the
 //! schedule of `ticker` (so starting to broadcast never wakes the runtime).
 //!
-//! Tasks (on the addon's tokio runtime):
-//! - the listener drains the socket in batches, classifies every packet
-//!   without leaving Rust, and on the first younger announcement queues the
-//!   shutdown callback, then starts
-//! - the handover: stop announcing, await the shutdown callback (with an
-//!   optional deadline), write the complete file, report, stop listening.
+//! Listening:
+//! - the `Listener` drains the socket in batches whenever its driver says it
+//!   is readable, classifies every packet without leaving Rust, and on the
+//!   first younger announcement calls the shutdown callback at once, then
+//!   spawns
+//! - the handover, on the addon's runtime: await the shutdown callback (with
+//!   an optional deadline), write the complete file, report.
 //!
-//! What keeps the JS process alive is owned by what needs it: the listener
-//! holds the shutdown callback's bridge, and the `Phase` holds it while the
-//! handover runs (inside the listener's task). `close()` aborts the listener
-//! unless a handover is under way, which still finishes, so a shutdown
-//! callback may call `close()` itself. The socket and listener plumbing
-//! shared with the status channel is in `endpoint`.
+//! The addon drives the listener on the JS thread (`uv`), so the callback
+//! is called with no thread in between; the Rust tests drive it from a
+//! tokio task. The driver owns the listener and stops it: on `close()`, or
+//! once the report is out.
+//!
+//! What keeps the JS process alive is owned by what needs it: the driver
+//! while listening, and the `Phase` (the callback's keep-alive) while the
+//! handover runs. A handover under way finishes even after `close()`, so a
+//! shutdown callback may call `close()` itself. The socket plumbing shared
+//! with the status channel is in `endpoint`.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -35,15 +40,13 @@ use crate::config::PeerConfig;
 use crate::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
 use crate::lifecycle::{Closable, CloseHandle};
 use crate::log::{Level, Logger};
-use crate::net::{Interface, Packet, Receiver};
+use crate::net::{Drain, Interface, NextRead, Packet};
 use crate::seniority::{judge, Identity, Verdict};
 use crate::stats::{Outcome, Snapshot, Tally};
 use crate::ticker;
 use crate::wire::{self, ExtensionFields, Freshness};
 
-/// Starts the user's shutdown callback at once (the call is queued to JS
-/// before it returns), telling it who was heard. Holding it keeps the JS
-/// process alive (a listening peer does).
+/// Starts the user's shutdown callback at once, telling it who was heard.
 pub type ShutdownCallback = Box<dyn FnOnce(ShuttingDown) -> CallbackCalled + Send>;
 /// Settles with the callback; `Err` carries its error (message and stack).
 pub type CallbackSettled = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -57,8 +60,7 @@ pub struct CallbackCalled {
     pub keep_alive: Box<dyn Send>,
 }
 
-/// Tells JS that the handover finished. Does not keep the process alive;
-/// dropped with the listener, so it holds the JS peer only while listening.
+/// Tells JS that the handover finished. Does not keep the process alive.
 pub trait Events: Send + Sync + 'static {
     fn handover(&self, report: HandoverReport);
 }
@@ -124,6 +126,8 @@ struct PeerState {
     /// `start_broadcasting()` was called, and no handover has stopped it.
     broadcasting: bool,
     phase: Phase,
+    /// The younger instance that made this one hand over.
+    heard: Option<ShuttingDown>,
 }
 
 /// Where the peer is in its one handover. Only the listener moves it on.
@@ -205,6 +209,11 @@ impl Peer {
         !matches!(self.core.endpoint.lock().channel.phase, Phase::Serving)
     }
 
+    /// Who was heard, once a younger instance was.
+    pub fn heard(&self) -> Option<ShuttingDown> {
+        self.core.endpoint.lock().channel.heard.clone()
+    }
+
     pub fn stats(&self) -> Snapshot {
         self.core.endpoint.stats.snapshot()
     }
@@ -267,15 +276,51 @@ impl Peer {
         true
     }
 
-    /// Binds and joins now, so that a port problem is reported at once.
+    /// Binds and joins now, so that a port problem is reported at once, and
+    /// returns the listener for the caller to drive. `None` when the peer
+    /// already listens.
+    pub fn listen<C>(&self, callback: C, events: Arc<dyn Events>) -> Result<Option<Listener<C>>, PeerError>
+    where
+        C: FnOnce(ShuttingDown) -> CallbackCalled,
+    {
+        let endpoint = &self.core.endpoint;
+        let mut shared = endpoint.lock_open()?;
+        let Some(socket) = endpoint.bind(&mut shared)? else {
+            return Ok(None);
+        };
+        Ok(Some(Listener {
+            core: self.core.clone(),
+            socket,
+            drain: Drain::default(),
+            classifier: Classifier {
+                verifier: self
+                    .core
+                    .config
+                    .secret
+                    .clone()
+                    .map(|s| Verifier::new(s, DEFAULT_REPLAY_WINDOW_MS)),
+                malformed_log: MalformedLog::default(),
+            },
+            callback: Some(callback),
+            events,
+        }))
+    }
+
+    /// Listens with the listener driven by a task on the runtime (the Rust
+    /// tests' driver; the addon's is on the JS thread, in `js`). The task
+    /// stops on `close()`, or once the report is out.
+    #[cfg(test)]
     pub fn start_listening(&self, callback: ShutdownCallback, events: Arc<dyn Events>) -> Result<(), PeerError> {
-        let mut shared = self.core.endpoint.lock_open()?;
-        let core = self.core.clone();
-        self.core
-            .endpoint
-            .start_listening(&mut shared, move |receiver| async move {
-                core.listen(receiver, callback, events).await
-            })?;
+        let reported = Arc::new(tokio::sync::Notify::new());
+        let events = Arc::new(test_driver::Reported {
+            events,
+            reported: reported.clone(),
+        });
+        let Some(listener) = self.listen(callback, events)? else {
+            return Ok(());
+        };
+        let endpoint = &self.core.endpoint;
+        endpoint.run_listener(&mut endpoint.lock(), test_driver::drive(listener, reported));
         Ok(())
     }
 
@@ -321,84 +366,6 @@ impl Core {
     fn announce(&self, socket: &UdpSocket) {
         self.endpoint
             .send(socket, &self.announcement(), format_args!("heartbeat"));
-    }
-
-    /// Drains the socket until the handover (if one starts) has finished.
-    async fn listen(self: Arc<Self>, mut receiver: Receiver, callback: ShutdownCallback, events: Arc<dyn Events>) {
-        let mut classifier = Classifier {
-            identity: &self.identity,
-            verifier: self
-                .config
-                .secret
-                .clone()
-                .map(|s| Verifier::new(s, DEFAULT_REPLAY_WINDOW_MS)),
-            malformed_log: MalformedLog::default(),
-            log: &self.endpoint.log,
-        };
-        let mut callback = Some(callback);
-        // The handover runs inside this task, beside the draining.
-        let mut handover: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
-        loop {
-            let handing_over = async {
-                match handover.as_mut() {
-                    Some(handover) => handover.await,
-                    None => std::future::pending().await,
-                }
-            };
-            let batch = tokio::select! {
-                () = handing_over => break,
-                batch = receiver.next_batch() => batch,
-            };
-            let packets = match batch {
-                Ok(packets) => packets,
-                Err(e) => {
-                    self.endpoint.after_socket_error(e).await;
-                    continue;
-                }
-            };
-            let mut tally = Tally::default();
-            let mut younger = None;
-            let now_ms = clock::wall_now_ms();
-            for packet in packets {
-                let (outcome, started_at) = classifier.classify(&packet, now_ms);
-                tally.count(outcome);
-                if outcome == Outcome::Younger && younger.is_none() {
-                    younger = Some((started_at, packet.from));
-                }
-            }
-            // Only the first younger one takes the callback: exactly once.
-            if let Some(((heard, from), callback)) = younger.and_then(|heard| Some((heard, callback.take()?))) {
-                // Shutting down before the callback runs: it may read `shuttingDown`.
-                let mut shared = self.endpoint.lock();
-                shared.channel.phase = Phase::HandingOver { keep_alive: None };
-                shared.channel.broadcasting = false;
-                // From now on close() must not stop this task: the handover finishes.
-                Endpoint::detach_listener(&mut shared);
-                drop(shared);
-                // The callback next: it is what the new instance is waiting for.
-                let called = callback(ShuttingDown {
-                    heard_started_at: heard,
-                    own_started_at: self.identity.started_at_ms,
-                    from,
-                });
-                let mut shared = self.endpoint.lock();
-                if !shared.closed {
-                    shared.channel.phase = Phase::HandingOver {
-                        keep_alive: Some(called.keep_alive),
-                    };
-                }
-                drop(shared);
-                handover = Some(Box::pin(self.clone().hand_over(
-                    heard,
-                    from,
-                    called.settled,
-                    events.clone(),
-                )));
-            }
-            self.endpoint.stats.add(&tally);
-        }
-        self.endpoint.lock().channel.phase = Phase::HandedOver;
-        self.endpoint.log.info(format_args!("Waiting for shutdown"));
     }
 
     async fn hand_over(
@@ -456,9 +423,12 @@ impl Core {
                 report.complete_file_error = Some(error);
             }
         }
+        self.endpoint.lock().channel.phase = Phase::HandedOver;
+        log.info(format_args!("Waiting for shutdown"));
+        // Last, so that nothing of this handover still runs when JS gets the
+        // report. Whatever keeps the process alive (the listener's driver) is
+        // let go once the report is out.
         events.handover(report);
-        // Only now may the process exit: the report is on its way to JS.
-        // (`listen` moves the phase on to HandedOver, dropping the keep-alive.)
     }
 }
 
@@ -472,20 +442,103 @@ fn extension_fields(identity: &Identity, freshness: Option<Freshness>) -> Extens
     }
 }
 
-/// Sorts received packets into outcomes; owned by the listener task.
-struct Classifier<'a> {
-    identity: &'a Identity,
-    verifier: Option<Verifier>,
-    malformed_log: MalformedLog,
-    log: &'a Logger,
+/// Most batches taken per `readable()`: a flood cannot hold the driving
+/// thread (the JS thread, in the addon) for long; the rest waits for the next turn.
+const BATCHES_PER_READ: usize = 8;
+
+/// The peer's listening socket and what it does with each packet: sorts
+/// and counts them, and on the first younger announcement starts the
+/// handover. Its driver calls `readable()` when the socket is readable.
+pub struct Listener<C> {
+    core: Arc<Core>,
+    socket: UdpSocket,
+    drain: Drain,
+    classifier: Classifier,
+    /// Taken by the first younger announcement: exactly once.
+    callback: Option<C>,
+    events: Arc<dyn Events>,
 }
 
-impl Classifier<'_> {
-    fn classify(&mut self, packet: &Packet<'_>, now_ms: i64) -> (Outcome, i64) {
+impl<C: FnOnce(ShuttingDown) -> CallbackCalled> Listener<C> {
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// Takes what the socket holds and acts on it; says when to read again.
+    pub fn readable(&mut self) -> NextRead {
+        for _ in 0..BATCHES_PER_READ {
+            let now_ms = clock::wall_now_ms();
+            let core = &self.core;
+            let packets = match self.drain.take(&self.socket) {
+                Ok(packets) => packets,
+                Err(e) => return NextRead::After(core.endpoint.socket_error(e)),
+            };
+            let mut tally = Tally::default();
+            let mut younger = None;
+            for packet in packets {
+                let (outcome, started_at) = self.classifier.classify(core, &packet, now_ms);
+                tally.count(outcome);
+                if outcome == Outcome::Younger && younger.is_none() {
+                    younger = Some((started_at, packet.from));
+                }
+            }
+            if let Some((heard, from)) = younger {
+                self.hand_over(heard, from);
+            }
+            self.core.endpoint.stats.add(&tally);
+            if self.drain.emptied() {
+                return self.drain.next_read();
+            }
+        }
+        // More is waiting: the driver comes back to it on its next turn.
+        NextRead::WhenReadable
+    }
+
+    /// Calls the shutdown callback (the first time only), then leaves the
+    /// rest of the handover to a task on the runtime.
+    fn hand_over(&mut self, heard: i64, from: SocketAddrV4) {
+        let Some(callback) = self.callback.take() else {
+            return;
+        };
+        let core = &self.core;
+        let event = ShuttingDown {
+            heard_started_at: heard,
+            own_started_at: core.identity.started_at_ms,
+            from,
+        };
+        let mut shared = core.endpoint.lock();
+        // Shutting down before the callback runs: it may read `shuttingDown`.
+        shared.channel.phase = Phase::HandingOver { keep_alive: None };
+        shared.channel.broadcasting = false;
+        shared.channel.heard = Some(event.clone());
+        drop(shared);
+        // The callback first: it is what the new instance is waiting for.
+        let called = callback(event);
+        let mut shared = core.endpoint.lock();
+        if !shared.closed {
+            shared.channel.phase = Phase::HandingOver {
+                keep_alive: Some(called.keep_alive),
+            };
+        }
+        drop(shared);
+        // Not stopped by close(): a handover under way finishes.
+        crate::runtime::spawn(core.clone().hand_over(heard, from, called.settled, self.events.clone()));
+    }
+}
+
+/// Sorts received packets into outcomes; owned by the listener.
+struct Classifier {
+    verifier: Option<Verifier>,
+    malformed_log: MalformedLog,
+}
+
+impl Classifier {
+    fn classify(&mut self, core: &Core, packet: &Packet<'_>, now_ms: i64) -> (Outcome, i64) {
         let announcement = match wire::decode_announcement(packet.bytes) {
             Ok(a) => a,
             Err(reason) => {
-                self.malformed_log.dropped(self.log, "packet", packet.from, reason);
+                self.malformed_log
+                    .dropped(&core.endpoint.log, "packet", packet.from, reason);
                 return (Outcome::Malformed, 0);
             }
         };
@@ -496,12 +549,71 @@ impl Classifier<'_> {
                 Err(Refusal::Unsigned | Refusal::Forged) => return (Outcome::Unauthenticated, 0),
             }
         }
-        let outcome = match judge(self.identity, &announcement) {
+        let outcome = match judge(&core.identity, &announcement) {
             Verdict::Own => Outcome::Own,
             Verdict::OtherService => Outcome::OtherService,
             Verdict::NotYounger => Outcome::Older,
             Verdict::Younger => Outcome::Younger,
         };
         (outcome, announcement.started_at_ms)
+    }
+}
+
+#[cfg(test)]
+mod test_driver {
+    use std::net::UdpSocket;
+    use std::sync::Arc;
+
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
+    use tokio::sync::Notify;
+
+    use super::{CallbackCalled, Events, HandoverReport, Listener, NextRead, ShuttingDown};
+
+    /// Passes the report on, then tells the driver to stop.
+    pub struct Reported {
+        pub events: Arc<dyn Events>,
+        pub reported: Arc<Notify>,
+    }
+
+    impl Events for Reported {
+        fn handover(&self, report: HandoverReport) {
+            self.events.handover(report);
+            self.reported.notify_one();
+        }
+    }
+
+    /// Reads whenever the socket is readable (or the pause is over) until the report is out.
+    pub async fn drive<C>(mut listener: Listener<C>, reported: Arc<Notify>)
+    where
+        C: FnOnce(ShuttingDown) -> CallbackCalled + Send,
+    {
+        // A second descriptor of the same socket, registered for readiness only.
+        let socket = listener
+            .socket()
+            .try_clone()
+            .expect("cannot duplicate the listening socket");
+        // SAFETY: the AsyncFd owns the duplicate until it is dropped.
+        let readiness = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
+            .expect("cannot register the listening socket");
+        loop {
+            let next = listener.readable();
+            tokio::select! {
+                () = reported.notified() => return,
+                () = wait(&readiness, next) => {}
+            }
+        }
+    }
+
+    async fn wait(readiness: &AsyncFd<UdpSocket>, next: NextRead) {
+        match next {
+            NextRead::WhenReadable => {
+                if let Ok(mut guard) = readiness.readable().await {
+                    // Cleared before reading, so a packet arriving after the read wakes us again.
+                    guard.clear_ready();
+                }
+            }
+            NextRead::After(pause) => tokio::time::sleep(pause).await,
+        }
     }
 }
