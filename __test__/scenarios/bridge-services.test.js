@@ -110,7 +110,9 @@ describeScenario('scenario: api and worker of one app on a docker bridge network
     const callback = await apiOld.callbackRan()
     expect(callback.shuttingDown).toBe(true)
     const completeFile = path.join(folders['api-old'], 'balena', 'handover-complete')
-    await eventually(() => fs.existsSync(completeFile), 'the original writing /tmp/balena/handover-complete')
+    // The original creates the file, then writes its text: wait for the text.
+    const written = () => fs.existsSync(completeFile) && fs.readFileSync(completeFile, 'utf8') !== ''
+    await eventually(written, 'the original writing /tmp/balena/handover-complete')
     expect(fs.readFileSync(completeFile, 'utf8')).toMatch(/^Shutting down at /)
 
     await workerHearsApiNew(worker)
