@@ -50,6 +50,7 @@ fn start() -> Option<SyncSender<String>> {
         .name("handover-log".into())
         .stack_size(64 * 1024)
         .spawn(move || {
+            run_only_when_idle();
             while let Ok(first) = lines.recv() {
                 // Woken by a line: let the moment pass (a handover logs several
                 // lines while its callback is being run) and write them together,
@@ -70,6 +71,20 @@ fn start() -> Option<SyncSender<String>> {
     register_exit_grace();
     Some(queue)
 }
+
+/// Lowers the writer thread to the idle scheduling class: logging then never
+/// takes a CPU from the JS thread or the runtime in the middle of a
+/// handover, and still runs whenever a CPU is free. (Lowering is always
+/// allowed; where it is not available the writer keeps normal priority.)
+#[cfg(target_os = "linux")]
+fn run_only_when_idle() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: 0 is the calling thread; `param` lives across the call.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_only_when_idle() {}
 
 /// Once the queue has drained, one line saying how many lines were lost.
 fn report_losses() {
