@@ -102,14 +102,37 @@ export interface ChannelSettingsText {
   logLevel?: string
 }
 
-/** Decodes one packet of either channel, for tools: a JSON description. */
-export declare function describePacket(packet: Buffer): string
+/** Decodes one packet of either channel, for tools. */
+export declare function describePacket(packet: Buffer): PacketDescription
 
 /** Encodes a status message (for tools and tests). */
 export declare function encodeStatusMessage(timestampMs: number, serviceName: string, addresses: Array<string>, status: string): Buffer
 
 /** The environment variables the configuration reads. */
 export declare function environmentVariables(): Array<string>
+
+/** An announcement with our extension; a field the packet lacks is `null`. */
+export interface ExtendedAnnouncementDescription {
+  /** Hex of the boot id. */
+  bootId: string | null
+  /** `startedAt` on the boot clock, µs. */
+  bootStartedAtUs: number | null
+  extended: true
+  extensionVersion: number
+  /** Hex of the instance id. */
+  instance: string | null
+  kind: 'announcement'
+  /** Wall-clock send time, ms since the epoch. */
+  sentAt: number | null
+  /** The sender's sequence number; as a JS number, so above 2^53 it is rounded. */
+  sequence: number | null
+  /** The service the announcement is scoped to. */
+  service: string | null
+  /** Whether it carries a MAC (not whether the MAC verifies). */
+  signed: boolean
+  /** `startedAt`, ms since the epoch. */
+  timestamp: number
+}
 
 /**
  * Options for `HandoverPeer` and `HandoverStatus`. Each option wins over
@@ -251,6 +274,28 @@ export interface LogRecord {
   message: string
 }
 
+/** Bytes that are not a packet of either channel. */
+export interface MalformedPacketDescription {
+  kind: 'malformed'
+  /** Bytes in the packet. */
+  length: number
+  /** Hex of the first 32 bytes. */
+  preview: string
+  /** Why it does not decode. */
+  reason: string
+}
+
+/** A decoded packet of either channel, for tools; `kind`, then `extended`, tell the shapes apart. */
+export type PacketDescription = PlainAnnouncementDescription | ExtendedAnnouncementDescription | StatusPacketDescription | MalformedPacketDescription
+
+/** An announcement as the original library sends it: 9 bytes, no extension. */
+export interface PlainAnnouncementDescription {
+  extended: false
+  kind: 'announcement'
+  /** `startedAt`, ms since the epoch. */
+  timestamp: number
+}
+
 /**
  * Resolves one channel's settings as the constructors do (option >
  * environment > default), for tools that show or reuse them. In host mode
@@ -276,4 +321,16 @@ export interface ShuttingDownEvent {
   ownStartedAt: number
   /** `address:port` the announcement came from. */
   from: string
+}
+
+/** A status message. */
+export interface StatusPacketDescription {
+  /** IPv4 addresses, dotted. */
+  addresses: Array<string>
+  kind: 'status'
+  serviceName: string
+  /** `UP`, `DOWN` or what else the sender put there. */
+  status: string
+  /** When it was sent, ms since the epoch. */
+  timestamp: number
 }

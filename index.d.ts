@@ -130,24 +130,9 @@ export declare class HandoverStatus extends EventEmitter {
   on(event: 'error', listener: (error: Error) => void): this
 }
 
-/** A decoded packet of either channel, for tools. */
-export type PacketDescription =
-  | { kind: 'announcement'; timestamp: number; extended: false }
-  | {
-      kind: 'announcement'
-      timestamp: number
-      extended: true
-      extensionVersion: number
-      service: string | null
-      instance: string | null
-      bootId: string | null
-      bootStartedAtUs: number | null
-      sentAt: number | null
-      sequence: number | null
-      signed: boolean
-    }
-  | { kind: 'status'; timestamp: number; serviceName: string; addresses: string[]; status: string }
-  | { kind: 'malformed'; reason: string; length: number; preview: string }
+/** A decoded packet of either channel, for tools (generated from the Rust docs). */
+export type { PacketDescription } from './binding'
+import type { PacketDescription } from './binding'
 
 /** Decodes one packet of the handover or the status channel. */
 export declare function describePacket(packet: Buffer | Uint8Array): PacketDescription

@@ -375,7 +375,7 @@ class HandoverStatus extends Channel {
 /** Decodes one packet of the handover or the status channel (for tools). */
 function describePacket(buffer) {
   if (!(buffer instanceof Uint8Array)) throw argumentError(`packet must be a Buffer or Uint8Array; got ${describe(buffer)}`)
-  return JSON.parse(native.describePacket(Buffer.isBuffer(buffer) ? buffer : Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength)))
+  return native.describePacket(Buffer.isBuffer(buffer) ? buffer : Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength))
 }
 
 /** Encodes a 120-byte status message (v2); throws TypeError/RangeError on values that do not fit. */

@@ -200,6 +200,98 @@ describe('decode', () => {
   })
 })
 
+// What `decode` and `watch` print, in process: an absent field must stay
+// `null` (format.js checks `=== null`), and no key may be `undefined`.
+describe('describePacket', () => {
+  const { describePacket, encodeStatusMessage } = require('..')
+
+  /** type | length | value */
+  const field = (type, value) => Buffer.concat([Buffer.from([type, value.length]), value])
+
+  /** v1 (9 bytes), then "HO", extension version 1, then the fields. */
+  function extended(startedAtMs, fields) {
+    const head = Buffer.alloc(12)
+    head[0] = 0x01
+    head.writeBigInt64BE(BigInt(startedAtMs), 1)
+    head.write('HO', 9, 'latin1')
+    head[11] = 0x01
+    return Buffer.concat([head, ...fields])
+  }
+
+  function freshness(sentAtMs, sequence) {
+    const value = Buffer.alloc(16)
+    value.writeBigInt64BE(BigInt(sentAtMs))
+    value.writeBigUInt64BE(sequence, 8)
+    return field(0x04, value)
+  }
+
+  test('a plain announcement has kind, timestamp and extended, and nothing else', () => {
+    const plain = { kind: 'announcement', timestamp: 1700000000000, extended: false }
+    const bytes = Buffer.from('ff010000018bcfe56800', 'hex')
+    expect(describePacket(bytes.subarray(1))).toStrictEqual(plain)
+    expect(describePacket(new Uint8Array(bytes.buffer, bytes.byteOffset + 1, 9))).toStrictEqual(plain)
+  })
+
+  test('an extended announcement without fields: every field is null', () => {
+    expect(describePacket(extended(5, []))).toStrictEqual({
+      kind: 'announcement',
+      timestamp: 5,
+      extended: true,
+      extensionVersion: 1,
+      service: null,
+      instance: null,
+      bootId: null,
+      bootStartedAtUs: null,
+      sentAt: null,
+      sequence: null,
+      signed: false,
+    })
+  })
+
+  test('an extended announcement with every field: text and numbers', () => {
+    const boot = Buffer.alloc(24, 0x11)
+    boot.writeBigInt64BE(-123456789012n, 16)
+    const fields = [field(0x01, Buffer.from('api')), field(0x02, Buffer.alloc(8, 0xab)), field(0x03, boot), freshness(1700000000001, 42n)]
+    expect(describePacket(extended(1700000000000, [...fields, field(0x7f, Buffer.alloc(32))]))).toStrictEqual({
+      kind: 'announcement',
+      timestamp: 1700000000000,
+      extended: true,
+      extensionVersion: 1,
+      service: 'api',
+      instance: 'ab'.repeat(8),
+      bootId: '11'.repeat(16),
+      bootStartedAtUs: -123456789012,
+      sentAt: 1700000000001,
+      sequence: 42,
+      signed: true,
+    })
+  })
+
+  test('a sequence beyond 2^53 is the nearest number, not a BigInt', () => {
+    expect(describePacket(extended(5, [freshness(0, 2n ** 64n - 1n)])).sequence).toBe(2 ** 64)
+  })
+
+  test('a status message', () => {
+    expect(describePacket(encodeStatusMessage(1700000000000, 'api', ['10.0.0.2', '127.0.0.1'], 'UP'))).toStrictEqual({
+      kind: 'status',
+      timestamp: 1700000000000,
+      serviceName: 'api',
+      addresses: ['10.0.0.2', '127.0.0.1'],
+      status: 'UP',
+    })
+  })
+
+  test('malformed bytes: why, how many, and the start of them in hex', () => {
+    expect(describePacket(Buffer.from('090102', 'hex'))).toStrictEqual({
+      kind: 'malformed',
+      reason: 'unknown version byte 0x09',
+      length: 3,
+      preview: '090102',
+    })
+    expect(describePacket(Buffer.alloc(0))).toStrictEqual({ kind: 'malformed', reason: 'empty', length: 0, preview: '' })
+  })
+})
+
 describe('watch with announce and status on loopback', () => {
   test('prints one decoded JSON line per packet, then exits after --count', async () => {
     const handover = ['--port', '24010']

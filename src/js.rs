@@ -23,6 +23,8 @@ use crate::status::{KeepAlive, StatusChannel, StatusSink};
 use crate::uv::Watch;
 use crate::wire::{self, StatusMessage};
 
+mod packet_description;
+
 /// Options for `HandoverPeer` and `HandoverStatus`. Each option wins over
 /// its environment variable, which wins over the default. Invalid values
 /// throw a `TypeError` or `RangeError` from the constructor.
@@ -884,12 +886,6 @@ pub fn setting_descriptions() -> Vec<HandoverSetting> {
             meaning: s.meaning,
         })
         .collect()
-}
-
-/// Decodes one packet of either channel, for tools: a JSON description.
-#[napi]
-pub fn describe_packet(packet: Buffer) -> String {
-    crate::describe::describe(&packet).to_string()
 }
 
 /// Encodes a status message (for tools and tests).

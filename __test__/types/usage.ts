@@ -59,6 +59,11 @@ status.close()
 const packet = describePacket(encodeStatusMessage(Date.now(), 'api', ['10.0.0.2'], 'UP'))
 if (packet.kind === 'status') packet.addresses.join(',')
 if (packet.kind === 'announcement' && packet.extended) packet.signed
+const sequence: number | null = packet.kind === 'announcement' && packet.extended ? packet.sequence : null
+if (packet.kind === 'announcement' && !packet.extended) {
+  // @ts-expect-error a plain announcement has no extension fields
+  packet.service
+}
 
 // @ts-expect-error startedAt must be a Date
 new HandoverPeer(Date.now())
@@ -67,4 +72,4 @@ new HandoverPeer(startedAt, undefined, { networkMode: 'overlay' })
 // @ts-expect-error the status timestamp is a bigint
 status.startListening((message: HandoverStatusMessage) => message.timestamp.toFixed())
 
-void [shuttingDown, port, address, same, id, instance, dropped, report, statusPort, statusAddress]
+void [shuttingDown, port, address, same, id, instance, dropped, report, statusPort, statusAddress, sequence]
