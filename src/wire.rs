@@ -8,6 +8,11 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+mod limits;
+pub use limits::{
+    ServiceName, ServiceNameError, ServiceScope, StatusAddresses, StatusAddressesError, StatusLabel, StatusLabelTooLong,
+};
+
 /// First byte of a handover announcement.
 pub const ANNOUNCEMENT_VERSION: u8 = 0x01;
 /// Length of the announcement the original library sends and reads.
@@ -36,6 +41,7 @@ pub mod field {
     pub const MAC: u8 = 0x7f;
 }
 
+/// Field limits; values we send are checked against them in `limits`.
 pub const SERVICE_NAME_MAX: usize = 63;
 pub const STATUS_ADDRESSES_MAX: usize = 10;
 pub const STATUS_TEXT_MAX: usize = 8;
