@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::auth::Secret;
 use crate::log::Level;
-use crate::wire::SERVICE_NAME_MAX;
+use crate::wire::{ServiceName, ServiceNameError, ServiceScope, SERVICE_NAME_MAX};
 
 pub const DEFAULT_SHUTDOWN_PORT: u16 = 1536;
 pub const DEFAULT_STATUS_PORT: u16 = 1537;
@@ -96,7 +96,7 @@ pub struct PeerConfig {
     pub heartbeat: Duration,
     pub complete_path: CompletePath,
     pub callback_timeout: Option<Duration>,
-    pub service: Option<String>,
+    pub service: Option<ServiceScope>,
     /// Set when `BALENA_SERVICE_NAME` was too long for the scope field and
     /// `service` holds its shortened form; see `service_warning`.
     pub service_shortened_from: Option<String>,
@@ -288,19 +288,23 @@ impl PeerConfig {
         // The caller's own option must fit; the environment's value must not
         // stop a drop-in from starting (the original never reads it).
         let (service, service_shortened_from) = match options.service_name.as_deref().filter(|v| !v.is_empty()) {
-            Some(name) if name.contains('\0') => return Err(nul_in("options.serviceName")),
-            Some(name) if name.len() > SERVICE_NAME_MAX => {
-                return Err(ConfigError::Range(format!(
-                    "service name '{name}' is {} bytes of UTF-8; at most {SERVICE_NAME_MAX} are allowed",
-                    name.len()
-                )))
-            }
-            Some(name) => (Some(name.to_string()), None),
-            None => match source.env("BALENA_SERVICE_NAME") {
-                Some(name) if name.len() > SERVICE_NAME_MAX => {
-                    (Some(shorten_service_name(name)), Some(name.to_string()))
+            Some(name) => match service_scope(name) {
+                Ok(scope) => (scope, None),
+                Err(ServiceNameError::Nul) => return Err(nul_in("options.serviceName")),
+                Err(ServiceNameError::TooLong { len }) => {
+                    return Err(ConfigError::Range(format!(
+                        "service name '{name}' is {len} bytes of UTF-8; at most {SERVICE_NAME_MAX} are allowed"
+                    )))
                 }
-                name => (name.map(String::from), None),
+            },
+            None => match source.env("BALENA_SERVICE_NAME") {
+                None => (None, None),
+                Some(name) => match service_scope(name) {
+                    Ok(scope) => (scope, None),
+                    Err(ServiceNameError::TooLong { .. }) => (Some(shorten_service_name(name)), Some(name.to_string())),
+                    // Unreachable from Node, whose environment cannot hold a NUL.
+                    Err(ServiceNameError::Nul) => return Err(nul_in("BALENA_SERVICE_NAME")),
+                },
             },
         };
         Ok(PeerConfig {
@@ -318,14 +322,20 @@ impl PeerConfig {
     }
 }
 
+/// A non-empty name as a scope; `Ok(None)` only for the empty name.
+fn service_scope(name: &str) -> Result<Option<ServiceScope>, ServiceNameError> {
+    ServiceName::new(name).map(ServiceScope::new)
+}
+
 /// Bytes of a long name kept in front of its hash.
 const SHORTENED_PREFIX_MAX: usize = SERVICE_NAME_MAX - 1 - 16;
 
 /// A service name that does not fit the 63-byte scope field, made to fit:
 /// as much of its start as fits on a UTF-8 boundary, `~`, then 16 hex digits
 /// of its SHA-256. Every instance of the service derives the same scope, and
-/// two long names that share their first 46 bytes still differ.
-pub fn shorten_service_name(name: &str) -> String {
+/// two long names that share their first 46 bytes still differ. `name` has
+/// no NUL (`ServiceName::new` refused it for its length).
+fn shorten_service_name(name: &str) -> ServiceScope {
     use sha2::{Digest, Sha256};
     let mut end = SHORTENED_PREFIX_MAX.min(name.len());
     while !name.is_char_boundary(end) {
@@ -333,7 +343,11 @@ pub fn shorten_service_name(name: &str) -> String {
     }
     let digest = Sha256::digest(name.as_bytes());
     let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}~{hash}", &name[..end])
+    let shortened = format!("{}~{hash}", &name[..end]);
+    service_scope(&shortened)
+        .ok()
+        .flatten()
+        .expect("46 bytes of a name without NUL, '~' and 16 hex digits fit")
 }
 
 /// Whether the warning about a shortened `BALENA_SERVICE_NAME` was given:
@@ -868,6 +882,11 @@ mod tests {
         assert!(
             matches!(PeerConfig::resolve(&options, &env(&[])), Err(ConfigError::Type(m)) if m.contains("options.serviceName"))
         );
+        // Node's environment cannot hold a NUL; a map that does is refused, not shortened.
+        assert!(matches!(
+            PeerConfig::resolve(&Options::default(), &env(&[("BALENA_SERVICE_NAME", &format!("{}\0", "a".repeat(70)))])),
+            Err(ConfigError::Type(m)) if m.contains("BALENA_SERVICE_NAME")
+        ));
     }
 
     #[test]
@@ -910,7 +929,7 @@ mod tests {
 
         let c = PeerConfig::resolve(&Options::default(), &env(&[("BALENA_SERVICE_NAME", &name)])).unwrap();
         let warning = c.service_warning().unwrap();
-        assert!(warning.contains("81 bytes") && warning.contains(&scope), "{warning}");
+        assert!(warning.contains("81 bytes") && warning.contains(&*scope), "{warning}");
         assert_eq!(c.service_warning(), None, "once per process");
     }
 

@@ -73,7 +73,7 @@ mod tests {
         let ours = describe(&wire::encode_extended(
             5,
             &wire::ExtensionFields {
-                service: Some("api".into()),
+                service: Some(wire::ServiceScope::fixed("api")),
                 instance: Some([1; 8]),
                 ..Default::default()
             },

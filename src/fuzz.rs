@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use crate::auth::{Secret, Verifier};
 use crate::seniority::{judge, Identity};
-use crate::wire::{self, BootStamp, ExtensionFields, Freshness, StatusMessage};
+use crate::wire::{self, BootStamp, ExtensionFields, Freshness, ServiceScope, StatusMessage};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -67,7 +67,7 @@ fn identity() -> Identity {
             boot_id: [1; 16],
             started_at_us: 5_000_000,
         }),
-        service: Some("api".into()),
+        service: Some(ServiceScope::fixed("api")),
     }
 }
 
@@ -105,7 +105,7 @@ proptest! {
         freshness in proptest::option::of((any::<i64>(), any::<u64>())),
     ) {
         let fields = ExtensionFields {
-            service,
+            service: service.as_deref().map(ServiceScope::fixed),
             instance,
             boot: boot.map(|(boot_id, started_at_us)| BootStamp { boot_id, started_at_us }),
             freshness: freshness.map(|(sent_at_ms, sequence)| Freshness { sent_at_ms, sequence }),
@@ -114,7 +114,7 @@ proptest! {
         let decoded = wire::decode_announcement(&packet).unwrap();
         prop_assert_eq!(decoded.started_at_ms, ms);
         let ext = decoded.extension.unwrap();
-        prop_assert_eq!(ext.service.map(|s| String::from_utf8(s.to_vec()).unwrap()), fields.service);
+        prop_assert_eq!(ext.service.map(|s| String::from_utf8(s.to_vec()).unwrap()), service);
         prop_assert_eq!(ext.instance, fields.instance);
         prop_assert_eq!(ext.boot, fields.boot);
         prop_assert_eq!(ext.freshness, fields.freshness);

@@ -129,7 +129,7 @@ pub fn encode_announcement(started_at_ms: i64) -> [u8; ANNOUNCEMENT_LEN] {
 /// What we append after the 9 bytes; the MAC is added by `auth`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtensionFields {
-    pub service: Option<String>,
+    pub service: Option<ServiceScope>,
     pub instance: Option<[u8; INSTANCE_ID_LEN]>,
     pub boot: Option<BootStamp>,
     pub freshness: Option<Freshness>,
@@ -407,7 +407,7 @@ mod tests {
 
     fn extension_fixture() -> ExtensionFields {
         ExtensionFields {
-            service: Some("api".into()),
+            service: Some(ServiceScope::fixed("api")),
             instance: Some([1, 2, 3, 4, 5, 6, 7, 8]),
             boot: Some(BootStamp {
                 boot_id: [9; 16],
@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn extension_layout_is_byte_exact() {
         let fields = ExtensionFields {
-            service: Some("api".into()),
+            service: Some(ServiceScope::fixed("api")),
             instance: Some([0xaa; 8]),
             ..Default::default()
         };
