@@ -8,7 +8,10 @@ use proptest::prelude::*;
 
 use crate::auth::{Secret, Verifier};
 use crate::seniority::{judge, Identity};
-use crate::wire::{self, BootStamp, ExtensionFields, Freshness, ServiceScope, StatusMessage};
+use crate::wire::{
+    self, BootStamp, ExtensionFields, Freshness, ServiceName, ServiceScope, StatusAddresses, StatusIdentity,
+    StatusLabel, StatusMessage,
+};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -128,12 +131,14 @@ proptest! {
         status in "[A-Z]{0,8}",
     ) {
         prop_assume!(name.len() <= wire::SERVICE_NAME_MAX && !name.contains('\0'));
-        let message = StatusMessage {
+        let addresses: Vec<_> = addresses.into_iter().map(|(a, b, c, d)| std::net::Ipv4Addr::new(a, b, c, d)).collect();
+        let sender = StatusIdentity {
             timestamp_ms: ms,
-            service_name: name,
-            addresses: addresses.into_iter().map(|(a, b, c, d)| std::net::Ipv4Addr::new(a, b, c, d)).collect(),
-            status,
+            service_name: ServiceName::new(&name).unwrap(),
+            addresses: StatusAddresses::new(addresses.clone()).unwrap(),
         };
-        prop_assert_eq!(wire::decode_status(&wire::encode_status(&message).unwrap()).unwrap(), message);
+        let packet = wire::encode_status(&sender, &StatusLabel::new(&status).unwrap());
+        let message = StatusMessage { timestamp_ms: ms, service_name: name, addresses, status };
+        prop_assert_eq!(wire::decode_status(&packet).unwrap(), message);
     }
 }

@@ -562,11 +562,11 @@ impl NativeStatus {
         #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
         let started_at_ms = timestamp(started_at_ms, "startedAt").map_err(thrown(&node))?;
-        let addresses = config::status_identity(&service_name, &addresses).map_err(thrown(&node))?;
+        let identity = config::status_identity(started_at_ms, &service_name, &addresses).map_err(thrown(&node))?;
         let config = StatusConfig::resolve(&options.unwrap_or_default().into(), &environment).map_err(thrown(&node))?;
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
-        let channel = StatusChannel::new(started_at_ms, service_name, addresses, config, log.clone());
+        let channel = StatusChannel::new(identity, config, log.clone());
         let registration = OpenObjects::add(&node, channel.close_handle())?;
         Ok(NativeStatus {
             channel,
@@ -789,13 +789,7 @@ pub fn encode_status_message(
     status: String,
 ) -> Result<Buffer> {
     let timestamp_ms = timestamp(timestamp_ms, "timestamp").map_err(thrown(&env))?;
-    let addresses = config::status_identity(&service_name, &addresses).map_err(thrown(&env))?;
-    wire::encode_status(&StatusMessage {
-        timestamp_ms,
-        service_name,
-        addresses,
-        status,
-    })
-    .map(|bytes| bytes.to_vec().into())
-    .map_err(|e| Failure::Range(e.to_string()).throw(&env))
+    let identity = config::status_identity(timestamp_ms, &service_name, &addresses).map_err(thrown(&env))?;
+    let status = config::status_label(&status).map_err(thrown(&env))?;
+    Ok(wire::encode_status(&identity, &status).to_vec().into())
 }
