@@ -72,11 +72,15 @@ function conversionMessage(message) {
   return `options.${field} must be ${JS_TYPES[rustType] || rustType}; got ${got.toLowerCase()}`
 }
 
+/**
+ * Only JS can tell a Date, so that is checked here; whether its time value
+ * is valid (an Invalid Date, or out of range) is checked natively, once,
+ * with every other time (src/time_value.rs).
+ */
 function checkDate(value, name) {
   if (Object.prototype.toString.call(value) !== '[object Date]') {
     throw argumentError(`${name} must be a Date; got ${describe(value)}`)
   }
-  if (Number.isNaN(value.valueOf())) throw argumentError(`${name} must be a valid Date; got an Invalid Date`)
 }
 
 function checkContext(context) {

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use crate::auth::Secret;
 use crate::log::Level;
-use crate::wire::SERVICE_NAME_MAX;
+use crate::wire::{
+    ServiceName, ServiceNameError, ServiceScope, StatusAddresses, StatusAddressesError, StatusIdentity, StatusLabel,
+    SERVICE_NAME_MAX, STATUS_ADDRESSES_MAX, STATUS_TEXT_MAX,
+};
 
 pub const DEFAULT_SHUTDOWN_PORT: u16 = 1536;
 pub const DEFAULT_STATUS_PORT: u16 = 1537;
@@ -96,7 +99,7 @@ pub struct PeerConfig {
     pub heartbeat: Duration,
     pub complete_path: CompletePath,
     pub callback_timeout: Option<Duration>,
-    pub service: Option<String>,
+    pub service: Option<ServiceScope>,
     /// Set when `BALENA_SERVICE_NAME` was too long for the scope field and
     /// `service` holds its shortened form; see `service_warning`.
     pub service_shortened_from: Option<String>,
@@ -288,19 +291,23 @@ impl PeerConfig {
         // The caller's own option must fit; the environment's value must not
         // stop a drop-in from starting (the original never reads it).
         let (service, service_shortened_from) = match options.service_name.as_deref().filter(|v| !v.is_empty()) {
-            Some(name) if name.contains('\0') => return Err(nul_in("options.serviceName")),
-            Some(name) if name.len() > SERVICE_NAME_MAX => {
-                return Err(ConfigError::Range(format!(
-                    "service name '{name}' is {} bytes of UTF-8; at most {SERVICE_NAME_MAX} are allowed",
-                    name.len()
-                )))
-            }
-            Some(name) => (Some(name.to_string()), None),
-            None => match source.env("BALENA_SERVICE_NAME") {
-                Some(name) if name.len() > SERVICE_NAME_MAX => {
-                    (Some(shorten_service_name(name)), Some(name.to_string()))
+            Some(name) => match service_scope(name) {
+                Ok(scope) => (scope, None),
+                Err(ServiceNameError::Nul) => return Err(nul_in("options.serviceName")),
+                Err(ServiceNameError::TooLong { len }) => {
+                    return Err(ConfigError::Range(format!(
+                        "service name '{name}' is {len} bytes of UTF-8; at most {SERVICE_NAME_MAX} are allowed"
+                    )))
                 }
-                name => (name.map(String::from), None),
+            },
+            None => match source.env("BALENA_SERVICE_NAME") {
+                None => (None, None),
+                Some(name) => match service_scope(name) {
+                    Ok(scope) => (scope, None),
+                    Err(ServiceNameError::TooLong { .. }) => (Some(shorten_service_name(name)), Some(name.to_string())),
+                    // Unreachable from Node, whose environment cannot hold a NUL.
+                    Err(ServiceNameError::Nul) => return Err(nul_in("BALENA_SERVICE_NAME")),
+                },
             },
         };
         Ok(PeerConfig {
@@ -318,14 +325,20 @@ impl PeerConfig {
     }
 }
 
+/// A non-empty name as a scope; `Ok(None)` only for the empty name.
+fn service_scope(name: &str) -> Result<Option<ServiceScope>, ServiceNameError> {
+    ServiceName::new(name).map(ServiceScope::new)
+}
+
 /// Bytes of a long name kept in front of its hash.
 const SHORTENED_PREFIX_MAX: usize = SERVICE_NAME_MAX - 1 - 16;
 
 /// A service name that does not fit the 63-byte scope field, made to fit:
 /// as much of its start as fits on a UTF-8 boundary, `~`, then 16 hex digits
 /// of its SHA-256. Every instance of the service derives the same scope, and
-/// two long names that share their first 46 bytes still differ.
-pub fn shorten_service_name(name: &str) -> String {
+/// two long names that share their first 46 bytes still differ. `name` has
+/// no NUL (`ServiceName::new` refused it for its length).
+fn shorten_service_name(name: &str) -> ServiceScope {
     use sha2::{Digest, Sha256};
     let mut end = SHORTENED_PREFIX_MAX.min(name.len());
     while !name.is_char_boundary(end) {
@@ -333,7 +346,11 @@ pub fn shorten_service_name(name: &str) -> String {
     }
     let digest = Sha256::digest(name.as_bytes());
     let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}~{hash}", &name[..end])
+    let shortened = format!("{}~{hash}", &name[..end]);
+    service_scope(&shortened)
+        .ok()
+        .flatten()
+        .expect("46 bytes of a name without NUL, '~' and 16 hex digits fit")
 }
 
 /// Whether the warning about a shortened `BALENA_SERVICE_NAME` was given:
@@ -378,38 +395,48 @@ fn nul_in(what: &str) -> ConfigError {
     ))
 }
 
-/// Checks what a status message will carry, once, at construction.
-pub fn status_identity(service_name: &str, addresses: &[String]) -> Result<Vec<Ipv4Addr>, ConfigError> {
-    use crate::wire::STATUS_ADDRESSES_MAX;
-    if service_name.contains('\0') {
-        return Err(nul_in("serviceName"));
-    }
-    if service_name.len() > SERVICE_NAME_MAX {
-        return Err(ConfigError::Range(format!(
-            "serviceName is {} bytes of UTF-8; at most {SERVICE_NAME_MAX} fit in a status message",
-            service_name.len()
-        )));
-    }
-    if addresses.len() > STATUS_ADDRESSES_MAX {
-        return Err(ConfigError::Range(format!(
-            "addresses has {} entries; at most {STATUS_ADDRESSES_MAX} fit in a status message",
-            addresses.len()
-        )));
-    }
-    addresses
+/// What a status message will carry, checked once, at construction: the
+/// wire types do the checking, and the errors are worded here.
+pub fn status_identity(
+    timestamp_ms: i64,
+    service_name: &str,
+    addresses: &[String],
+) -> Result<StatusIdentity, ConfigError> {
+    let service_name = ServiceName::new(service_name).map_err(|e| match e {
+        ServiceNameError::Nul => nul_in("serviceName"),
+        ServiceNameError::TooLong { len } => ConfigError::Range(format!(
+            "serviceName is {len} bytes of UTF-8; at most {SERVICE_NAME_MAX} fit in a status message"
+        )),
+    })?;
+    let parsed = addresses
         .iter()
         .enumerate()
-        .map(|(i, text)| {
-            let address = parse_ipv4(text, &format!("addresses[{i}]"))?;
-            if address.octets()[0] == 0 {
-                // A first byte of 0 marks an empty slot on the wire.
-                return Err(ConfigError::Range(format!(
-                    "addresses[{i}] cannot start with 0 (it would read as empty); got '{text}'"
-                )));
-            }
-            Ok(address)
-        })
-        .collect()
+        .map(|(i, text)| parse_ipv4(text, &format!("addresses[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let addresses = StatusAddresses::new(parsed).map_err(|e| match e {
+        StatusAddressesError::TooMany { count } => ConfigError::Range(format!(
+            "addresses has {count} entries; at most {STATUS_ADDRESSES_MAX} fit in a status message"
+        )),
+        StatusAddressesError::ReadsAsEmpty { index } => ConfigError::Range(format!(
+            "addresses[{index}] cannot start with 0 (it would read as empty); got '{}'",
+            addresses[index]
+        )),
+    })?;
+    Ok(StatusIdentity {
+        timestamp_ms,
+        service_name,
+        addresses,
+    })
+}
+
+/// The status text of a message a caller encodes.
+pub fn status_label(status: &str) -> Result<StatusLabel, ConfigError> {
+    StatusLabel::new(status).map_err(|e| {
+        ConfigError::Range(format!(
+            "status is {} bytes of UTF-8; at most {STATUS_TEXT_MAX} fit in a status message",
+            e.len
+        ))
+    })
 }
 
 fn integer_in(value: f64, min: i64, max: i64, name: &str) -> Result<i64, ConfigError> {
@@ -843,24 +870,52 @@ mod tests {
     #[test]
     fn status_identity_is_checked() {
         let addresses = |n: usize| (0..n).map(|i| format!("10.0.0.{}", i + 1)).collect::<Vec<_>>();
-        assert_eq!(status_identity("api", &addresses(10)).unwrap().len(), 10);
+        assert_eq!(status_identity(0, "api", &addresses(10)).unwrap().addresses.len(), 10);
         assert!(
-            matches!(status_identity("api", &addresses(11)), Err(ConfigError::Range(m)) if m.contains("at most 10"))
+            matches!(status_identity(0, "api", &addresses(11)), Err(ConfigError::Range(m)) if m.contains("at most 10"))
         );
-        assert!(matches!(status_identity(&"a".repeat(64), &[]), Err(ConfigError::Range(m)) if m.contains("63")));
+        assert!(matches!(status_identity(0, &"a".repeat(64), &[]), Err(ConfigError::Range(m)) if m.contains("63")));
         assert!(matches!(
-            status_identity("api", &["10.0.0.1".into(), "fe80::1".into()]),
+            status_identity(0, "api", &["10.0.0.1".into(), "fe80::1".into()]),
             Err(ConfigError::Type(m)) if m.contains("addresses[1]")
         ));
         assert!(matches!(
-            status_identity("api", &["0.1.2.3".into()]),
+            status_identity(0, "api", &["0.1.2.3".into()]),
             Err(ConfigError::Range(_))
         ));
     }
 
     #[test]
+    fn status_errors_keep_their_wording() {
+        let error = |r: Result<StatusIdentity, ConfigError>| r.unwrap_err().to_string();
+        assert_eq!(
+            error(status_identity(0, &"é".repeat(32), &[])),
+            "serviceName is 64 bytes of UTF-8; at most 63 fit in a status message"
+        );
+        let eleven: Vec<String> = (1..=11).map(|i| format!("10.0.0.{i}")).collect();
+        assert_eq!(
+            error(status_identity(0, "api", &eleven)),
+            "addresses has 11 entries; at most 10 fit in a status message"
+        );
+        assert_eq!(
+            error(status_identity(0, "api", &["10.0.0.1".into(), " 0.1.2.3".into()])),
+            "addresses[1] cannot start with 0 (it would read as empty); got ' 0.1.2.3'"
+        );
+        assert_eq!(
+            status_label("SHUTTINGDOWN").unwrap_err(),
+            ConfigError::Range("status is 12 bytes of UTF-8; at most 8 fit in a status message".into())
+        );
+        assert_eq!(&*status_label("DRAINING").unwrap(), "DRAINING");
+        let identity = status_identity(-5, "api", &["10.0.0.1".into()]).unwrap();
+        assert_eq!(
+            (identity.timestamp_ms, &*identity.service_name, &identity.addresses[..]),
+            (-5, "api", &[Ipv4Addr::new(10, 0, 0, 1)][..])
+        );
+    }
+
+    #[test]
     fn a_nul_in_a_service_name_is_refused_rather_than_cut_short_on_the_wire() {
-        assert!(matches!(status_identity("ap\0i", &[]), Err(ConfigError::Type(m)) if m.contains("NUL")));
+        assert!(matches!(status_identity(0, "ap\0i", &[]), Err(ConfigError::Type(m)) if m.contains("NUL")));
         let options = Options {
             service_name: Some("ap\0i".into()),
             ..Options::default()
@@ -868,6 +923,11 @@ mod tests {
         assert!(
             matches!(PeerConfig::resolve(&options, &env(&[])), Err(ConfigError::Type(m)) if m.contains("options.serviceName"))
         );
+        // Node's environment cannot hold a NUL; a map that does is refused, not shortened.
+        assert!(matches!(
+            PeerConfig::resolve(&Options::default(), &env(&[("BALENA_SERVICE_NAME", &format!("{}\0", "a".repeat(70)))])),
+            Err(ConfigError::Type(m)) if m.contains("BALENA_SERVICE_NAME")
+        ));
     }
 
     #[test]
@@ -910,7 +970,7 @@ mod tests {
 
         let c = PeerConfig::resolve(&Options::default(), &env(&[("BALENA_SERVICE_NAME", &name)])).unwrap();
         let warning = c.service_warning().unwrap();
-        assert!(warning.contains("81 bytes") && warning.contains(&scope), "{warning}");
+        assert!(warning.contains("81 bytes") && warning.contains(&*scope), "{warning}");
         assert_eq!(c.service_warning(), None, "once per process");
     }
 

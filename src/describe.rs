@@ -100,7 +100,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::wire::{BootStamp, ExtensionFields, Freshness, StatusMessage, MAC_LEN};
+    use crate::wire::{BootStamp, ExtensionFields, Freshness, MAC_LEN};
 
     fn malformed_as(reason: &str, packet: &[u8], preview: &str) -> PacketDescription {
         PacketDescription::Malformed {
@@ -146,7 +146,7 @@ mod tests {
         let mut packet = wire::encode_extended(
             -7,
             &ExtensionFields {
-                service: Some("api".into()),
+                service: Some(wire::ServiceScope::fixed("api")),
                 instance: Some([1; 8]),
                 boot: Some(BootStamp {
                     boot_id: [0xab; 16],
@@ -192,13 +192,12 @@ mod tests {
 
     #[test]
     fn a_status_message_shows_its_addresses_dotted() {
-        let packet = wire::encode_status(&StatusMessage {
+        let sender = wire::StatusIdentity {
             timestamp_ms: 1_700_000_000_000,
-            service_name: "api".into(),
-            addresses: vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::LOCALHOST],
-            status: "UP".into(),
-        })
-        .unwrap();
+            service_name: wire::ServiceName::new("api").unwrap(),
+            addresses: wire::StatusAddresses::new(vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::LOCALHOST]).unwrap(),
+        };
+        let packet = wire::encode_status(&sender, &wire::StatusLabel::UP);
         assert_eq!(
             describe(&packet),
             PacketDescription::Status {

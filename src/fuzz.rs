@@ -8,7 +8,10 @@ use proptest::prelude::*;
 
 use crate::auth::{Secret, Verifier};
 use crate::seniority::{judge, Identity};
-use crate::wire::{self, BootStamp, ExtensionFields, Freshness, StatusMessage};
+use crate::wire::{
+    self, BootStamp, ExtensionFields, Freshness, ServiceName, ServiceScope, StatusAddresses, StatusIdentity,
+    StatusLabel, StatusMessage,
+};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -67,7 +70,7 @@ fn identity() -> Identity {
             boot_id: [1; 16],
             started_at_us: 5_000_000,
         }),
-        service: Some("api".into()),
+        service: Some(ServiceScope::fixed("api")),
     }
 }
 
@@ -105,7 +108,7 @@ proptest! {
         freshness in proptest::option::of((any::<i64>(), any::<u64>())),
     ) {
         let fields = ExtensionFields {
-            service,
+            service: service.as_deref().map(ServiceScope::fixed),
             instance,
             boot: boot.map(|(boot_id, started_at_us)| BootStamp { boot_id, started_at_us }),
             freshness: freshness.map(|(sent_at_ms, sequence)| Freshness { sent_at_ms, sequence }),
@@ -114,7 +117,7 @@ proptest! {
         let decoded = wire::decode_announcement(&packet).unwrap();
         prop_assert_eq!(decoded.started_at_ms, ms);
         let ext = decoded.extension.unwrap();
-        prop_assert_eq!(ext.service.map(|s| String::from_utf8(s.to_vec()).unwrap()), fields.service);
+        prop_assert_eq!(ext.service.map(|s| String::from_utf8(s.to_vec()).unwrap()), service);
         prop_assert_eq!(ext.instance, fields.instance);
         prop_assert_eq!(ext.boot, fields.boot);
         prop_assert_eq!(ext.freshness, fields.freshness);
@@ -128,12 +131,14 @@ proptest! {
         status in "[A-Z]{0,8}",
     ) {
         prop_assume!(name.len() <= wire::SERVICE_NAME_MAX && !name.contains('\0'));
-        let message = StatusMessage {
+        let addresses: Vec<_> = addresses.into_iter().map(|(a, b, c, d)| std::net::Ipv4Addr::new(a, b, c, d)).collect();
+        let sender = StatusIdentity {
             timestamp_ms: ms,
-            service_name: name,
-            addresses: addresses.into_iter().map(|(a, b, c, d)| std::net::Ipv4Addr::new(a, b, c, d)).collect(),
-            status,
+            service_name: ServiceName::new(&name).unwrap(),
+            addresses: StatusAddresses::new(addresses.clone()).unwrap(),
         };
-        prop_assert_eq!(wire::decode_status(&wire::encode_status(&message).unwrap()).unwrap(), message);
+        let packet = wire::encode_status(&sender, &StatusLabel::new(&status).unwrap());
+        let message = StatusMessage { timestamp_ms: ms, service_name: name, addresses, status };
+        prop_assert_eq!(wire::decode_status(&packet).unwrap(), message);
     }
 }

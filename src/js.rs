@@ -20,6 +20,7 @@ use crate::log::{Level, Logger};
 use crate::peer::{CallbackCalled, CallbackSettled, Events, Peer, PeerError, ShuttingDown};
 use crate::stats::Snapshot;
 use crate::status::{KeepAlive, StatusChannel, StatusSink};
+use crate::time_value::{time_value, InvalidTime};
 use crate::uv::Watch;
 use crate::wire::{self, StatusMessage};
 
@@ -412,12 +413,20 @@ fn thrown<E: Into<Failure>>(env: &Env) -> impl FnOnce(E) -> Error + '_ {
     move |e| e.into().throw(env)
 }
 
-fn timestamp(ms: f64, name: &str) -> std::result::Result<i64, Failure> {
-    if ms.is_finite() && ms.fract() == 0.0 && ms.abs() <= 8.64e15 {
-        Ok(ms as i64)
-    } else {
-        Err(Failure::Type(format!("{name} must be a valid Date")))
-    }
+/// The time value of `startedAt`, which index.js checked to be a Date:
+/// whether that Date is valid is checked here only (see `time_value`).
+fn started_at(ms: f64) -> std::result::Result<i64, Failure> {
+    time_value(ms).map_err(|invalid| {
+        Failure::Type(match invalid {
+            InvalidTime::NotANumber => "startedAt must be a valid Date; got an Invalid Date".into(),
+            InvalidTime::OutOfRange => "startedAt must be a valid Date".into(),
+        })
+    })
+}
+
+/// The `timestamp` argument of `encodeStatusMessage`, a number of ms.
+fn timestamp(ms: f64) -> std::result::Result<i64, Failure> {
+    time_value(ms).map_err(|_| Failure::Type("timestamp must be a valid Date".into()))
 }
 
 fn logger(level: Level, context_id: &str, sink: Option<LogFunction>) -> Logger {
@@ -531,7 +540,7 @@ impl NativePeer {
         environment: HashMap<String, String>,
         #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
-        let started_at_ms = timestamp(started_at_ms, "startedAt").map_err(thrown(&node))?;
+        let started_at_ms = started_at(started_at_ms).map_err(thrown(&node))?;
         let config = PeerConfig::resolve(&options.unwrap_or_default().into(), &environment).map_err(thrown(&node))?;
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
@@ -676,12 +685,12 @@ impl NativeStatus {
         environment: HashMap<String, String>,
         #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
-        let started_at_ms = timestamp(started_at_ms, "startedAt").map_err(thrown(&node))?;
-        let addresses = config::status_identity(&service_name, &addresses).map_err(thrown(&node))?;
+        let started_at_ms = started_at(started_at_ms).map_err(thrown(&node))?;
+        let identity = config::status_identity(started_at_ms, &service_name, &addresses).map_err(thrown(&node))?;
         let config = StatusConfig::resolve(&options.unwrap_or_default().into(), &environment).map_err(thrown(&node))?;
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
-        let channel = StatusChannel::new(started_at_ms, service_name, addresses, config, log.clone());
+        let channel = StatusChannel::new(identity, config, log.clone());
         let registration = OpenObjects::add(&node, channel.close_handle())?;
         Ok(NativeStatus {
             channel,
@@ -897,14 +906,8 @@ pub fn encode_status_message(
     addresses: Vec<String>,
     status: String,
 ) -> Result<Buffer> {
-    let timestamp_ms = timestamp(timestamp_ms, "timestamp").map_err(thrown(&env))?;
-    let addresses = config::status_identity(&service_name, &addresses).map_err(thrown(&env))?;
-    wire::encode_status(&StatusMessage {
-        timestamp_ms,
-        service_name,
-        addresses,
-        status,
-    })
-    .map(|bytes| bytes.to_vec().into())
-    .map_err(|e| Failure::Range(e.to_string()).throw(&env))
+    let timestamp_ms = timestamp(timestamp_ms).map_err(thrown(&env))?;
+    let identity = config::status_identity(timestamp_ms, &service_name, &addresses).map_err(thrown(&env))?;
+    let status = config::status_label(&status).map_err(thrown(&env))?;
+    Ok(wire::encode_status(&identity, &status).to_vec().into())
 }

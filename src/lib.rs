@@ -4,7 +4,7 @@
 //!
 //! Pure parts (no I/O): `wire` (byte formats), `config` (options >
 //! environment > defaults), `seniority` (who is younger), `auth` (MAC and
-//! replay guard), `stats`, `ticker` (schedules).
+//! replay guard), `stats`, `ticker` (schedules), `time_value` (times from JS).
 //! I/O: `net` (sockets), `clock` (wall and boot clocks), `complete` (the
 //! handover-complete file), `log`, `log_writer` (stdout without blocking).
 //! Behaviour: `peer` (the handover state machine), `status` (the status channel).
@@ -28,6 +28,7 @@ pub mod seniority;
 pub mod stats;
 pub mod status;
 pub mod ticker;
+pub mod time_value;
 pub mod wire;
 
 // The glue needs a Node process; `cargo test` covers the pure modules.

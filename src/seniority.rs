@@ -11,7 +11,7 @@
 //!   so exactly one of them survives. An equal stamp from a peer without an
 //!   id (the original) is not younger, as in the original.
 
-use crate::wire::{Announcement, BootStamp, INSTANCE_ID_LEN};
+use crate::wire::{Announcement, BootStamp, ServiceScope, INSTANCE_ID_LEN};
 use std::cmp::Ordering;
 
 /// What this instance announces about itself.
@@ -24,7 +24,7 @@ pub struct Identity {
     pub started_at_ms: i64,
     pub instance: [u8; INSTANCE_ID_LEN],
     pub boot: Option<BootStamp>,
-    pub service: Option<String>,
+    pub service: Option<ServiceScope>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,7 @@ mod tests {
             started_at_ms: ms,
             instance: [id; 8],
             boot: boot.map(|(boot_id, started_at_us)| BootStamp { boot_id, started_at_us }),
-            service: service.map(String::from),
+            service: service.map(ServiceScope::fixed),
         }
     }
 

@@ -572,13 +572,8 @@ impl StatusSink for RecordingSink {
 fn status_channel(port: u16) -> StatusChannel {
     let config = StatusConfig::resolve(&loopback(port, Options::default()), &HashMap::new()).unwrap();
     let (log, _lines) = logger();
-    StatusChannel::new(
-        1_700_000_000_000,
-        "api".into(),
-        vec![Ipv4Addr::new(10, 0, 0, 2)],
-        config,
-        log,
-    )
+    let identity = crate::config::status_identity(1_700_000_000_000, "api", &["10.0.0.2".into()]).unwrap();
+    StatusChannel::new(identity, config, log)
 }
 
 fn keep_alive(token: &Arc<Token>) -> Arc<dyn KeepAlive> {

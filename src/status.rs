@@ -3,7 +3,7 @@
 //! which instance serves. Every status packet heard, our own included, is
 //! handed to the listener.
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddrV4, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::net::Receiver;
 use crate::peer::PeerError;
 use crate::stats::{Outcome, Snapshot, Tally};
 use crate::ticker;
-use crate::wire::{self, StatusMessage};
+use crate::wire::{self, StatusIdentity, StatusLabel, StatusMessage};
 
 pub const UP_PERIOD: Duration = Duration::from_secs(10);
 pub const DOWN_PERIOD: Duration = Duration::from_millis(100);
@@ -37,9 +37,8 @@ pub struct StatusChannel {
 
 struct Core {
     endpoint: Endpoint<Tickers>,
-    started_at_ms: i64,
-    service_name: String,
-    addresses: Vec<Ipv4Addr>,
+    /// What every message of this channel says about this instance.
+    identity: StatusIdentity,
 }
 
 /// The one slot of each ticker.
@@ -73,10 +72,10 @@ enum Announce {
 }
 
 impl Announce {
-    fn text(self) -> &'static str {
+    fn label(self) -> StatusLabel {
         match self {
-            Announce::Up => "UP",
-            Announce::Down => "DOWN",
+            Announce::Up => StatusLabel::UP,
+            Announce::Down => StatusLabel::DOWN,
         }
     }
 
@@ -89,14 +88,7 @@ impl Announce {
 }
 
 impl StatusChannel {
-    /// `service_name` and `addresses` are validated by the caller (see `wire::encode_status`).
-    pub fn new(
-        started_at_ms: i64,
-        service_name: String,
-        addresses: Vec<Ipv4Addr>,
-        config: StatusConfig,
-        log: Logger,
-    ) -> Self {
+    pub fn new(identity: StatusIdentity, config: StatusConfig, log: Logger) -> Self {
         let role = Role {
             class: "HandoverStatus",
             socket: "status socket",
@@ -104,9 +96,7 @@ impl StatusChannel {
         StatusChannel {
             core: Arc::new(Core {
                 endpoint: Endpoint::new(role, config.channel, log),
-                started_at_ms,
-                service_name,
-                addresses,
+                identity,
             }),
         }
     }
@@ -142,13 +132,7 @@ impl StatusChannel {
             stale.abort();
         }
         let sender = endpoint.sender(&mut shared)?;
-        let packet = wire::encode_status(&StatusMessage {
-            timestamp_ms: core.started_at_ms,
-            service_name: core.service_name.clone(),
-            addresses: core.addresses.clone(),
-            status: what.text().into(),
-        })
-        .map_err(|e| PeerError::Io(e.to_string()))?;
+        let packet = wire::encode_status(&core.identity, &what.label());
         core.send(&sender, &packet, what);
         let task_core = core.clone();
         let start = tokio::time::Instant::now();
@@ -193,7 +177,7 @@ impl Closable for Core {
 impl Core {
     fn send(&self, socket: &UdpSocket, packet: &[u8], what: Announce) {
         self.endpoint
-            .send(socket, packet, format_args!("status {}", what.text()));
+            .send(socket, packet, format_args!("status {}", what.label()));
     }
 
     async fn listen(&self, mut receiver: Receiver, sink: Arc<dyn StatusSink>) {

@@ -8,6 +8,11 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+mod limits;
+pub use limits::{
+    ServiceName, ServiceNameError, ServiceScope, StatusAddresses, StatusAddressesError, StatusLabel, StatusLabelTooLong,
+};
+
 /// First byte of a handover announcement.
 pub const ANNOUNCEMENT_VERSION: u8 = 0x01;
 /// Length of the announcement the original library sends and reads.
@@ -36,6 +41,7 @@ pub mod field {
     pub const MAC: u8 = 0x7f;
 }
 
+/// Field limits; values we send are checked against them in `limits`.
 pub const SERVICE_NAME_MAX: usize = 63;
 pub const STATUS_ADDRESSES_MAX: usize = 10;
 pub const STATUS_TEXT_MAX: usize = 8;
@@ -123,7 +129,7 @@ pub fn encode_announcement(started_at_ms: i64) -> [u8; ANNOUNCEMENT_LEN] {
 /// What we append after the 9 bytes; the MAC is added by `auth`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtensionFields {
-    pub service: Option<String>,
+    pub service: Option<ServiceScope>,
     pub instance: Option<[u8; INSTANCE_ID_LEN]>,
     pub boot: Option<BootStamp>,
     pub freshness: Option<Freshness>,
@@ -258,7 +264,8 @@ fn read_i64(bytes: &[u8]) -> i64 {
     i64::from_be_bytes(bytes[..8].try_into().expect("caller passes 8 bytes"))
 }
 
-/// A status message, as sent and as delivered to the listener.
+/// A status message as delivered to the listener: what the packet said,
+/// unchecked (another sender's text may be anything).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusMessage {
     pub timestamp_ms: i64,
@@ -267,58 +274,31 @@ pub struct StatusMessage {
     pub status: String,
 }
 
-/// Why a status message cannot be encoded (checked again at the API edge,
-/// where the caller gets a RangeError naming the argument).
+/// What a status message says about its sender, made of values that were
+/// checked when they were built: encoding it cannot fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusTooLarge {
-    ServiceName { len: usize },
-    Addresses { count: usize },
-    Status { len: usize },
+pub struct StatusIdentity {
+    /// The sender's `startedAt`, ms since the epoch.
+    pub timestamp_ms: i64,
+    pub service_name: ServiceName,
+    pub addresses: StatusAddresses,
 }
 
-impl fmt::Display for StatusTooLarge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StatusTooLarge::ServiceName { len } => write!(
-                f,
-                "serviceName is {len} bytes of UTF-8; at most {SERVICE_NAME_MAX} fit in a status message"
-            ),
-            StatusTooLarge::Addresses { count } => write!(
-                f,
-                "addresses has {count} entries; at most {STATUS_ADDRESSES_MAX} fit in a status message"
-            ),
-            StatusTooLarge::Status { len } => write!(
-                f,
-                "status is {len} bytes of UTF-8; at most {STATUS_TEXT_MAX} fit in a status message"
-            ),
-        }
-    }
-}
-
-pub fn encode_status(message: &StatusMessage) -> Result<[u8; STATUS_LEN], StatusTooLarge> {
-    let name = message.service_name.as_bytes();
-    if name.len() > SERVICE_NAME_MAX {
-        return Err(StatusTooLarge::ServiceName { len: name.len() });
-    }
-    if message.addresses.len() > STATUS_ADDRESSES_MAX {
-        return Err(StatusTooLarge::Addresses {
-            count: message.addresses.len(),
-        });
-    }
-    let status = message.status.as_bytes();
-    if status.len() > STATUS_TEXT_MAX {
-        return Err(StatusTooLarge::Status { len: status.len() });
-    }
+/// Encodes a status message. Every limit was checked when `sender` and
+/// `status` were built, so the bytes always fit.
+pub fn encode_status(sender: &StatusIdentity, status: &StatusLabel) -> [u8; STATUS_LEN] {
+    let name = sender.service_name.as_bytes();
+    let status = status.as_bytes();
     let mut out = [0u8; STATUS_LEN];
     out[0] = STATUS_VERSION;
-    out[1..9].copy_from_slice(&message.timestamp_ms.to_be_bytes());
+    out[1..9].copy_from_slice(&sender.timestamp_ms.to_be_bytes());
     out[STATUS_NAME_AT..STATUS_NAME_AT + name.len()].copy_from_slice(name);
-    for (i, address) in message.addresses.iter().enumerate() {
+    for (i, address) in sender.addresses.iter().enumerate() {
         let at = STATUS_ADDRESSES_AT + 4 * i;
         out[at..at + 4].copy_from_slice(&address.octets());
     }
     out[STATUS_TEXT_AT..STATUS_TEXT_AT + status.len()].copy_from_slice(status);
-    Ok(out)
+    out
 }
 
 /// Decodes a status message; bytes past the 120th are ignored.
@@ -394,14 +374,14 @@ mod tests {
         assert_eq!(decode_announcement(&[]), Err(Malformed::TooShort { len: 0 }));
         assert_eq!(decode_announcement(&[1, 0, 0]), Err(Malformed::TooShort { len: 3 }));
         assert_eq!(
-            decode_announcement(&encode_status(&status_fixture()).unwrap()),
+            decode_announcement(&encode_status(&status_fixture(), &StatusLabel::UP)),
             Err(Malformed::WrongVersion { version: 2 })
         );
     }
 
     fn extension_fixture() -> ExtensionFields {
         ExtensionFields {
-            service: Some("api".into()),
+            service: Some(ServiceScope::fixed("api")),
             instance: Some([1, 2, 3, 4, 5, 6, 7, 8]),
             boot: Some(BootStamp {
                 boot_id: [9; 16],
@@ -432,7 +412,7 @@ mod tests {
     #[test]
     fn extension_layout_is_byte_exact() {
         let fields = ExtensionFields {
-            service: Some("api".into()),
+            service: Some(ServiceScope::fixed("api")),
             instance: Some([0xaa; 8]),
             ..Default::default()
         };
@@ -519,18 +499,27 @@ mod tests {
         );
     }
 
-    fn status_fixture() -> StatusMessage {
-        StatusMessage {
+    fn status_fixture() -> StatusIdentity {
+        StatusIdentity {
             timestamp_ms: 1_700_000_000_000,
-            service_name: "api".into(),
-            addresses: vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(172, 17, 0, 5)],
-            status: "UP".into(),
+            service_name: ServiceName::new("api").unwrap(),
+            addresses: StatusAddresses::new(vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(172, 17, 0, 5)]).unwrap(),
+        }
+    }
+
+    /// What a listener reads from `sender`'s message with `status`.
+    fn as_heard(sender: &StatusIdentity, status: &StatusLabel) -> StatusMessage {
+        StatusMessage {
+            timestamp_ms: sender.timestamp_ms,
+            service_name: sender.service_name.to_string(),
+            addresses: sender.addresses.to_vec(),
+            status: status.to_string(),
         }
     }
 
     #[test]
     fn status_is_byte_exact() {
-        let bytes = encode_status(&status_fixture()).unwrap();
+        let bytes = encode_status(&status_fixture(), &StatusLabel::UP);
         assert_eq!(bytes.len(), 120);
         assert_eq!(hex(&bytes[..9]), "020000018bcfe56800");
         assert_eq!(&bytes[9..12], b"api");
@@ -543,29 +532,42 @@ mod tests {
 
     #[test]
     fn status_round_trips_at_the_limits() {
-        let message = StatusMessage {
+        let sender = StatusIdentity {
             timestamp_ms: -5,
-            service_name: "é".repeat(31) + "x",
-            addresses: (1..=10).map(|i| Ipv4Addr::new(i, 2, 3, 4)).collect(),
-            status: "DRAINING".into(),
+            service_name: ServiceName::new(&("é".repeat(31) + "x")).unwrap(),
+            addresses: StatusAddresses::new((1..=10).map(|i| Ipv4Addr::new(i, 2, 3, 4)).collect()).unwrap(),
         };
-        assert_eq!(decode_status(&encode_status(&message).unwrap()).unwrap(), message);
-        let mut longer = encode_status(&message).unwrap().to_vec();
+        let status = StatusLabel::new("DRAINING").unwrap();
+        let message = as_heard(&sender, &status);
+        assert_eq!(decode_status(&encode_status(&sender, &status)).unwrap(), message);
+        let mut longer = encode_status(&sender, &status).to_vec();
         longer.extend_from_slice(&[1, 2, 3]);
         assert_eq!(decode_status(&longer).unwrap(), message);
     }
 
     #[test]
+    fn status_fields_at_the_limits_fill_them_without_a_terminator() {
+        let sender = StatusIdentity {
+            service_name: ServiceName::new(&"n".repeat(SERVICE_NAME_MAX)).unwrap(),
+            ..status_fixture()
+        };
+        let bytes = encode_status(&sender, &StatusLabel::new("DRAINING").unwrap());
+        assert!(bytes[9..72].iter().all(|&b| b == b'n'));
+        assert_eq!(&bytes[112..], b"DRAINING");
+    }
+
+    #[test]
     fn status_over_the_limits_is_refused() {
-        let mut m = status_fixture();
-        m.service_name = "a".repeat(64);
-        assert_eq!(encode_status(&m), Err(StatusTooLarge::ServiceName { len: 64 }));
-        let mut m = status_fixture();
-        m.addresses = vec![Ipv4Addr::new(1, 1, 1, 1); 11];
-        assert_eq!(encode_status(&m), Err(StatusTooLarge::Addresses { count: 11 }));
-        let mut m = status_fixture();
-        m.status = "SHUTTINGDOWN".into();
-        assert_eq!(encode_status(&m), Err(StatusTooLarge::Status { len: 12 }));
+        // Refused when the values are built, so that encoding cannot fail.
+        assert_eq!(
+            ServiceName::new(&"a".repeat(64)),
+            Err(ServiceNameError::TooLong { len: 64 })
+        );
+        assert_eq!(
+            StatusAddresses::new(vec![Ipv4Addr::new(1, 1, 1, 1); 11]),
+            Err(StatusAddressesError::TooMany { count: 11 })
+        );
+        assert_eq!(StatusLabel::new("SHUTTINGDOWN"), Err(StatusLabelTooLong { len: 12 }));
     }
 
     #[test]
