@@ -78,9 +78,13 @@ fn start() -> Option<SyncSender<String>> {
 /// allowed; where it is not available the writer keeps normal priority.)
 #[cfg(target_os = "linux")]
 fn run_only_when_idle() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: 0 is the calling thread; `param` lives across the call.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    // The system call, not libc's wrapper: musl's wrapper refuses to act on
+    // one thread. SAFETY: all-zero is a valid `sched_param` (priority 0, as
+    // SCHED_IDLE requires); 0 is the calling thread; `param` outlives the call.
+    unsafe {
+        let param: libc::sched_param = std::mem::zeroed();
+        libc::syscall(libc::SYS_sched_setscheduler, 0, libc::SCHED_IDLE, &param as *const libc::sched_param);
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
