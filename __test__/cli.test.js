@@ -205,18 +205,7 @@ describe('decode', () => {
 describe('describePacket', () => {
   const { describePacket, encodeStatusMessage } = require('..')
 
-  /** type | length | value */
-  const field = (type, value) => Buffer.concat([Buffer.from([type, value.length]), value])
-
-  /** v1 (9 bytes), then "HO", extension version 1, then the fields. */
-  function extended(startedAtMs, fields) {
-    const head = Buffer.alloc(12)
-    head[0] = 0x01
-    head.writeBigInt64BE(BigInt(startedAtMs), 1)
-    head.write('HO', 9, 'latin1')
-    head[11] = 0x01
-    return Buffer.concat([head, ...fields])
-  }
+  const { extensionField: field, extendedAnnouncement: extended } = require('../test-support/loopback')
 
   function freshness(sentAtMs, sequence) {
     const value = Buffer.alloc(16)

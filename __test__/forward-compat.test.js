@@ -7,7 +7,7 @@
 
 const path = require('node:path')
 const { HandoverPeer, describePacket } = require('..')
-const { loopbackOptions, sendRaw, waitFor, tempDir } = require('../test-support/loopback')
+const { loopbackOptions, sendRaw, waitFor, tempDir, extensionField, extendedAnnouncement } = require('../test-support/loopback')
 
 /** The largest UDP payload over IPv4. */
 const MAX_DATAGRAM = 65_507
@@ -28,34 +28,19 @@ function listeningPeer(startedAt) {
   return { peer, port }
 }
 
-/** type | length | value */
-function field(type, value) {
-  return Buffer.concat([Buffer.from([type, value.length]), value])
-}
-
-/** v1 (9 bytes), then "HO", extension version 1, then the fields. */
-function announcement(startedAtMs, fields) {
-  const head = Buffer.alloc(12)
-  head[0] = 0x01
-  head.writeBigInt64BE(BigInt(startedAtMs), 1)
-  head.write('HO', 9, 'latin1')
-  head[11] = 0x01
-  return Buffer.concat([head, ...fields])
-}
-
 /** Unknown fields of up to 255 bytes each, filling the packet to exactly `length` bytes. */
 function padding(length, used) {
   const fields = []
   let left = length - used
   while (left > 0) {
     const size = Math.min(255, left - 2)
-    fields.push(field(UNKNOWN, Buffer.alloc(size, fields.length)))
+    fields.push(extensionField(UNKNOWN, Buffer.alloc(size, fields.length)))
     left -= size + 2
   }
   return fields
 }
 
-const instance = field(0x02, Buffer.alloc(8, 0x5a))
+const instance = extensionField(0x02, Buffer.alloc(8, 0x5a))
 
 test.each([
   ['just over 256 bytes', 300],
@@ -63,7 +48,7 @@ test.each([
   ['the largest UDP datagram', MAX_DATAGRAM],
 ])('an announcement of %s with unknown fields makes the listener hand over', async (_, length) => {
   const { peer, port } = listeningPeer(new Date(1_000))
-  const head = announcement(Date.now(), [instance])
+  const head = extendedAnnouncement(Date.now(), [instance])
   const packet = Buffer.concat([head, ...padding(length, head.length)])
   expect(packet.length).toBe(length)
   expect(describePacket(packet)).toMatchObject({ kind: 'announcement', extended: true, instance: '5a'.repeat(8) })
@@ -77,7 +62,7 @@ test.each([
 
 test('the listener and describePacket agree on a long malformed packet: the fault is past byte 256', async () => {
   const { peer, port } = listeningPeer(new Date(1_000))
-  const valid = announcement(Date.now(), [instance, ...padding(600, 22)])
+  const valid = extendedAnnouncement(Date.now(), [instance, ...padding(600, 22)])
   // A service field (known type) claiming more bytes than the packet has left.
   const broken = Buffer.concat([valid, Buffer.from([0x01, 40, 0x61])])
   expect(describePacket(broken)).toMatchObject({ kind: 'malformed', reason: 'extension field 0x01 truncated', length: 603 })

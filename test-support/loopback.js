@@ -55,4 +55,19 @@ function tempDir(prefix = 'handover-test-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix))
 }
 
-module.exports = { GROUP, loopbackOptions, sendRaw, v1, waitFor, sleep, tempDir }
+/** One extension field: type | length | value. */
+function extensionField(type, value) {
+  return Buffer.concat([Buffer.from([type, value.length]), value])
+}
+
+/** A v1 announcement (9 bytes), then "HO", extension version 1, then the fields. */
+function extendedAnnouncement(startedAtMs, fields) {
+  const head = Buffer.alloc(12)
+  head[0] = 0x01
+  head.writeBigInt64BE(BigInt(startedAtMs), 1)
+  head.write('HO', 9, 'latin1')
+  head[11] = 0x01
+  return Buffer.concat([head, ...fields])
+}
+
+module.exports = { GROUP, loopbackOptions, sendRaw, v1, extensionField, extendedAnnouncement, waitFor, sleep, tempDir }
