@@ -83,7 +83,12 @@ fn run_only_when_idle() {
     // SCHED_IDLE requires); 0 is the calling thread; `param` outlives the call.
     unsafe {
         let param: libc::sched_param = std::mem::zeroed();
-        libc::syscall(libc::SYS_sched_setscheduler, 0, libc::SCHED_IDLE, &param as *const libc::sched_param);
+        libc::syscall(
+            libc::SYS_sched_setscheduler,
+            0,
+            libc::SCHED_IDLE,
+            &param as *const libc::sched_param,
+        );
     }
 }
 
