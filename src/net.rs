@@ -347,6 +347,8 @@ impl Batch {
 /// When a reader should look at its socket again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextRead {
+    /// At once: more is waiting (after letting other work run).
+    Now,
     /// As soon as it is readable.
     WhenReadable,
     /// Not before this pause, readable or not.
@@ -389,23 +391,27 @@ impl Drain {
     pub fn take(&mut self, socket: &UdpSocket) -> io::Result<impl Iterator<Item = Packet<'_>>> {
         let n = match self.receive(socket) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.received(0),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.received(0, 1),
             Err(e) => return Err(e),
         };
         debug_assert_eq!(n, self.batch.count);
         Ok(self.batch.packets())
     }
 
-    /// One receive call; `WouldBlock` when the socket was empty.
+    /// One receive call; `WouldBlock` when the socket was empty. A quiet
+    /// socket is read one packet a call: the packet that matters (a younger
+    /// announcement) is acted on before anything else is read, and the
+    /// call is cheaper to set up. A busy one is read in full batches.
     fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.batch.clear();
-        let n = recv_batch(socket, &mut self.batch, &mut self.spill)?;
-        Ok(self.received(n))
+        let max = if self.load.flooded() { BATCH } else { 1 };
+        let n = recv_batch(socket, &mut self.batch, &mut self.spill, max)?;
+        Ok(self.received(n, max))
     }
 
-    fn received(&mut self, n: usize) -> usize {
+    fn received(&mut self, n: usize, max: usize) -> usize {
         self.batch.count = n;
-        self.emptied = n < BATCH;
+        self.emptied = n < max;
         self.load.record(n, Instant::now());
         n
     }
@@ -507,7 +513,7 @@ async fn read_batch(socket: &Registered, drain: &mut Drain) -> io::Result<usize>
         let mut guard = socket.readable().await?;
         match guard.try_io(|fd| drain.receive(fd.get_ref())) {
             Ok(Ok(n)) => {
-                if n < BATCH {
+                if drain.emptied() {
                     // The socket is empty: wait for the next packet instead of asking again.
                     guard.clear_ready();
                 }
@@ -593,10 +599,11 @@ impl Spill {
     }
 }
 
-/// One `recvmmsg` for up to `BATCH` packets, each received whole: its first
-/// `SLOT` bytes into its slot, the rest (if any) into its region of `spill`.
+/// One `recvmmsg` for up to `max` (≤ `BATCH`) packets, each received whole:
+/// its first `SLOT` bytes into its slot, the rest (if any) into its region
+/// of `spill`.
 #[cfg(target_os = "linux")]
-fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill) -> io::Result<usize> {
+fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill, max: usize) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
     debug_assert!(spill.0.capacity() >= BATCH * TAIL);
     let tails = spill.0.as_mut_ptr();
@@ -604,7 +611,8 @@ fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill) -> io::R
     let mut names: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
     let mut iovecs: [[libc::iovec; 2]; BATCH] = unsafe { std::mem::zeroed() };
     let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-    for i in 0..BATCH {
+    let max = max.min(BATCH);
+    for i in 0..max {
         iovecs[i] = [
             libc::iovec {
                 iov_base: batch.slots[i].as_mut_ptr().cast(),
@@ -628,7 +636,7 @@ fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill) -> io::R
         libc::recvmmsg(
             socket.as_raw_fd(),
             headers.as_mut_ptr(),
-            BATCH as _,
+            max as _,
             libc::MSG_DONTWAIT as _,
             std::ptr::null_mut(),
         )
@@ -673,8 +681,8 @@ type Spill = PortableSpill;
 
 /// The portable batch: one `recvfrom` per packet.
 #[cfg(not(target_os = "linux"))]
-fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill) -> io::Result<usize> {
-    recv_each(|buffer| socket.recv_from(buffer), batch, spill)
+fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill, max: usize) -> io::Result<usize> {
+    recv_each(|buffer| socket.recv_from(buffer), batch, spill, max)
 }
 
 /// Receives packets one call each until the socket is empty or the batch
@@ -686,9 +694,10 @@ fn recv_each(
     mut recv_from: impl FnMut(&mut [u8]) -> io::Result<(usize, SocketAddr)>,
     batch: &mut Batch,
     spill: &mut PortableSpill,
+    max: usize,
 ) -> io::Result<usize> {
     let mut n = 0;
-    while n < BATCH {
+    while n < max.min(BATCH) {
         let (length, from) = match recv_from(&mut spill.0) {
             Ok((length, from)) => (length, Some(from)),
             // Windows reports a datagram longer than the buffer as an error
@@ -844,7 +853,7 @@ mod tests {
         };
         let mut batch = Batch::new();
         let mut spill = PortableSpill::new();
-        batch.count = recv_each(recv_from, &mut batch, &mut spill).unwrap();
+        batch.count = recv_each(recv_from, &mut batch, &mut spill, BATCH).unwrap();
         let packets: Vec<Packet<'_>> = batch.packets().collect();
         assert_eq!(packets.len(), lengths.len());
         for (number, packet) in packets.iter().enumerate() {
@@ -856,7 +865,7 @@ mod tests {
         }
         // An empty socket is `WouldBlock`, not an empty batch.
         batch.clear();
-        let error = recv_each(|_| Err(io::ErrorKind::WouldBlock.into()), &mut batch, &mut spill).unwrap_err();
+        let error = recv_each(|_| Err(io::ErrorKind::WouldBlock.into()), &mut batch, &mut spill, BATCH).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
     }
 }

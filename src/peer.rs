@@ -491,7 +491,7 @@ impl<C: FnOnce(ShuttingDown) -> CallbackCalled> Listener<C> {
             }
         }
         // More is waiting: the driver comes back to it on its next turn.
-        NextRead::WhenReadable
+        NextRead::Now
     }
 
     /// Calls the shutdown callback (the first time only), then leaves the
@@ -607,6 +607,7 @@ mod test_driver {
 
     async fn wait(readiness: &AsyncFd<UdpSocket>, next: NextRead) {
         match next {
+            NextRead::Now => tokio::task::yield_now().await,
             NextRead::WhenReadable => {
                 if let Ok(mut guard) = readiness.readable().await {
                     // Cleared before reading, so a packet arriving after the read wakes us again.

@@ -256,6 +256,8 @@ unsafe fn run(inner: *mut Inner) {
         state.on_readable = None;
         return;
     }
+    // `Now` and `WhenReadable` both wait for the poll: it reports a socket
+    // that still holds packets again on the loop's next turn.
     if let NextRead::After(pause) = next {
         // libuv's timer counts whole milliseconds.
         let milliseconds = pause.as_millis().max(1) as u64;
