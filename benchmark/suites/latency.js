@@ -38,11 +38,11 @@ function percentileRows(row, label, key) {
  * floor, turn by turn (workers/handovers.js); who goes first flips from
  * worker to worker too. Returns the runs and the samples pooled per implementation.
  */
-async function paired(ctx, config, rounds, perRound) {
+async function paired(ctx, worker, config, rounds, perRound) {
   const runs = []
   for (let round = 0; round < rounds; round++) {
     const impls = round % 2 === 0 ? ['floor', 'ours'] : ['ours', 'floor']
-    runs.push((await runWorker('handovers', { ...config, impls, count: perRound }, ctx.spawn)).byImpl)
+    runs.push((await runWorker(worker, { ...config, impls, count: perRound }, ctx.spawn)).byImpl)
   }
   const pool = (impl, key) => runs.flatMap((r) => r[impl][key])
   const samples = (impl) => ({
@@ -59,16 +59,17 @@ async function againstFloor(ctx) {
   const n = rounds * perRound
   const floor = prepareFloor(ctx.progress)
   const variants = [
-    { name: 'after 5 ms idle', config: { basePort: 25600, ports: 20 } },
-    { name: 'back to back', config: { basePort: 25650, ports: 20, settleMs: 0 } },
+    { name: 'one process, after 5 ms idle', worker: 'handovers', config: { basePort: 25600, ports: 20 } },
+    { name: 'one process, back to back', worker: 'handovers', config: { basePort: 25650, ports: 20, settleMs: 0 } },
+    { name: 'two warm processes, after 5 ms idle', worker: 'warm-pairs', config: { basePort: 25700, ports: 20 } },
   ]
   const rows = []
   const raw = {}
-  for (const { name, config } of variants) {
+  for (const { name, worker, config } of variants) {
     let samples = null
     if (!floor.skipped) {
       ctx.progress(`latency: ${n} handovers of ours and ${n} of the floor, turn by turn, ${name}`)
-      const measured = await paired(ctx, config, rounds, perRound)
+      const measured = await paired(ctx, worker, config, rounds, perRound)
       samples = measured.samples
       raw[name] = measured.runs
     }
@@ -88,10 +89,14 @@ async function againstFloor(ctx) {
       'of the 9-byte announcement on a socket made beforehand; on the old side one `recv` per packet on a ' +
       'one-worker tokio runtime, decode, compare and the callback through a threadsafe function, once. Its ' +
       '`startBroadcasting()` sends no heartbeat after that packet.',
-    'Same harness as the first table (one process, fresh peers per handover, timed from just before ' +
+    'One process: the harness of the first table (fresh peers per handover, timed from just before ' +
       "`startBroadcasting()` to the first line of the old peer's callback), but ours and the floor take turns " +
-      'handover by handover in the same processes, so drift hits both alike; both addons are loaded, each with ' +
-      'its own runtime thread.',
+      'handover by handover in the same processes, so drift hits both alike; both addons are loaded. There the ' +
+      "floor's receive runs on its runtime thread while the sender's JS thread is still returning from " +
+      "`startBroadcasting()`; ours reads on the JS thread, after that return.",
+    'Two warm processes: as on a device. Per implementation an old-side and a young-side process live for the ' +
+      'whole run (`workers/warm-pairs.js`); each handover uses fresh peers in them, the old process idles 5 ms, ' +
+      'and both stamp with CLOCK_MONOTONIC. Ours and the floor take turns.',
   ]
   if (floor.skipped) notes.unshift(`Skipped: ${floor.skipped}.`)
   return { title: FLOOR_TITLE, against: 'floor', rows, notes, raw }
