@@ -72,17 +72,30 @@ impl Logger {
         }
         match &self.sink {
             Some(sink) => sink(level, &message.to_string()),
-            None => {
-                let line = format!(
-                    "{} [handover] [{}] [{}]: {}\n",
-                    iso_time(SystemTime::now()),
-                    level.name(),
-                    self.context,
-                    message
-                );
-                crate::log_writer::write_line(line);
-            }
+            None => self.queue(level, Text::Owned(message.to_string())),
         }
+    }
+
+    /// Logs a message made beforehand: on the way to stdout this costs the
+    /// caller no formatting at all (for lines on the handover path).
+    pub fn log_prepared(&self, level: Level, message: &Arc<str>) {
+        if !self.enabled(level) {
+            return;
+        }
+        match &self.sink {
+            Some(sink) => sink(level, message),
+            None => self.queue(level, Text::Shared(message.clone())),
+        }
+    }
+
+    /// Queues a line for stdout; the writer thread renders it.
+    fn queue(&self, level: Level, message: Text) {
+        crate::log_writer::write_line(Line {
+            at: SystemTime::now(),
+            level,
+            context: self.context.clone(),
+            message,
+        });
     }
 
     pub fn error(&self, message: fmt::Arguments<'_>) {
@@ -96,6 +109,37 @@ impl Logger {
     }
     pub fn debug(&self, message: fmt::Arguments<'_>) {
         self.log(Level::Debug, message)
+    }
+}
+
+/// What a line for stdout says, captured by the thread that logs; the
+/// writer thread turns it into text (`render`), so logging costs the caller
+/// little more than a copy.
+pub struct Line {
+    pub at: SystemTime,
+    pub level: Level,
+    pub context: Arc<str>,
+    pub message: Text,
+}
+
+pub enum Text {
+    Owned(String),
+    Shared(Arc<str>),
+}
+
+impl Line {
+    /// `<ISO time> [handover] [<level>] [<context id>]: <message>` and a newline.
+    pub fn render(&self) -> String {
+        let message: &str = match &self.message {
+            Text::Owned(text) => text,
+            Text::Shared(text) => text,
+        };
+        format!(
+            "{} [handover] [{}] [{}]: {message}\n",
+            iso_time(self.at),
+            self.level.name(),
+            self.context
+        )
     }
 }
 

@@ -16,20 +16,26 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::log::Line;
+
 /// Lines that may wait for a stalled stdout (about 150 KiB of typical lines).
 const QUEUE_LINES: usize = 1024;
-/// How long the writer waits after being woken before it writes.
+/// How long the writer waits after being woken before it writes, and then
+/// between looks at the queue while lines keep coming.
 const WRITE_DELAY: Duration = Duration::from_millis(2);
+/// How long the writer keeps looking after the last line before it blocks
+/// again (and the next line has to wake it): at most 50 short wake-ups.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// Where queued lines go; `None` when the writer thread could not start.
-static QUEUE: OnceLock<Option<SyncSender<String>>> = OnceLock::new();
+static QUEUE: OnceLock<Option<SyncSender<Line>>> = OnceLock::new();
 /// Lines queued and not yet written.
 static PENDING: AtomicUsize = AtomicUsize::new(0);
 /// Lines dropped since the last report.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// Queues one whole line (with its newline) for stdout. Never blocks.
-pub fn write_line(line: String) {
+/// Queues one line for stdout. Never blocks.
+pub fn write_line(line: Line) {
     let Some(queue) = QUEUE.get_or_init(start) else {
         return dropped();
     };
@@ -44,24 +50,35 @@ fn dropped() {
     DROPPED.fetch_add(1, Ordering::Relaxed);
 }
 
-fn start() -> Option<SyncSender<String>> {
-    let (queue, lines) = sync_channel::<String>(QUEUE_LINES);
+fn start() -> Option<SyncSender<Line>> {
+    let (queue, lines) = sync_channel::<Line>(QUEUE_LINES);
     let spawned = std::thread::Builder::new()
         .name("handover-log".into())
         .stack_size(64 * 1024)
         .spawn(move || {
             run_only_when_idle();
             while let Ok(first) = lines.recv() {
+                let mut woken_by = Some(first);
+                let mut quiet = Duration::ZERO;
                 // Woken by a line: let the moment pass (a handover logs several
                 // lines while its callback is being run) and write them together,
-                // rather than competing for the CPU line by line.
-                std::thread::sleep(WRITE_DELAY);
-                for line in std::iter::once(first).chain(lines.try_iter()) {
-                    // An error (stdout closed) loses the line, as console.log would.
-                    let _ = write_all(line.as_bytes());
-                    if PENDING.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        report_losses();
+                // rather than competing for the CPU line by line. Then keep
+                // looking for a while: a line queued while this thread is not
+                // blocked in `recv` costs the thread that logs no wake-up
+                // (a handover's lines come in bursts, and the first of the
+                // next burst is often on the handover path).
+                while quiet < LINGER {
+                    std::thread::sleep(WRITE_DELAY);
+                    let mut wrote = false;
+                    for line in woken_by.take().into_iter().chain(lines.try_iter()) {
+                        // An error (stdout closed) loses the line, as console.log would.
+                        let _ = write_all(line.render().as_bytes());
+                        wrote = true;
+                        if PENDING.fetch_sub(1, Ordering::SeqCst) == 1 {
+                            report_losses();
+                        }
                     }
+                    quiet = if wrote { Duration::ZERO } else { quiet + WRITE_DELAY };
                 }
             }
         });

@@ -118,6 +118,9 @@ struct Core {
     sequence: AtomicU64,
     /// Every unsigned announcement is the same bytes: made once.
     unsigned_announcement: Vec<u8>,
+    /// The original's "ticker started" line, made once: it is logged on the
+    /// handover path, by `start_broadcasting()`.
+    ticker_started: Arc<str>,
 }
 
 /// The peer's own state, under the endpoint's lock.
@@ -182,6 +185,11 @@ impl Peer {
         // Now rather than in startBroadcasting(); a failure is reported there.
         let _ = endpoint.sender(&mut endpoint.lock());
         let unsigned_announcement = wire::encode_extended(started_at_ms, &extension_fields(&identity, None));
+        let ticker_started = format!(
+            "ticker started. timestamp = {started_at_ms} ( {} )",
+            crate::log::iso_time_ms(started_at_ms)
+        )
+        .into();
         Peer {
             core: Arc::new(Core {
                 endpoint,
@@ -189,6 +197,7 @@ impl Peer {
                 identity,
                 sequence: AtomicU64::new(0),
                 unsigned_announcement,
+                ticker_started,
             }),
         }
     }
@@ -248,13 +257,7 @@ impl Peer {
         shared.channel.broadcasting = true;
         drop(shared);
         // After the send; queuing a line costs the caller no wait (`log_writer`).
-        let started_at = core.identity.started_at_ms;
-        if endpoint.log.enabled(Level::Info) {
-            endpoint.log.info(format_args!(
-                "ticker started. timestamp = {started_at} ( {} )",
-                crate::log::iso_time_ms(started_at)
-            ));
-        }
+        endpoint.log.log_prepared(Level::Info, &core.ticker_started);
         Ok(true)
     }
 
