@@ -14,14 +14,11 @@ export declare class NativePeer {
   /** The IPv4 address multicast is joined and sent on; `null` for the default interface. */
   get interfaceAddress(): string | null
   /**
-   * Sends the first announcement. True when the caller should now call
-   * `announce()` on the `schedule`.
+   * Sends the first announcement now, then the others on the schedule,
+   * from a timer on this thread's loop (see `uv`), until closed or
+   * handing over. Like the original's interval, it keeps the process alive.
    */
-  startBroadcasting(): boolean
-  /** One scheduled announcement; false once the schedule should stop. */
-  announce(): boolean
-  /** When `announce()` is due after `startBroadcasting()`. */
-  get schedule(): AnnouncementSchedule
+  startBroadcasting(): void
   /** Binds and joins, then reads the socket on this JS thread (see `uv`). */
   startListening(callback: () => Promise<string | null>, onHandover: (report: HandoverReport) => void): void
   stats(): HandoverStats
@@ -41,14 +38,6 @@ export declare class NativeStatus {
   stats(): HandoverStats
   close(): void
   log(level: string, message: string): void
-}
-
-/** When `announce()` is due after `startBroadcasting()`. */
-export interface AnnouncementSchedule {
-  /** The quick repeats after the first announcement, ms from it. */
-  announceAfterMs: Array<number>
-  /** The regular interval of announcements after the quick repeats, ms. */
-  heartbeatMs: number
 }
 
 /** Where each resolved value came from. */

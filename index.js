@@ -242,8 +242,6 @@ class HandoverPeer extends Channel {
       () => new native.NativePeer(startedAt.valueOf(), this.context.id, nativeOptions, environment(), logSink),
     )
     Object.defineProperty(this, '_native', { value: peer })
-    /** The pending timer of the announcement schedule, while broadcasting. */
-    Object.defineProperty(this, '_announcer', { value: null, writable: true })
     this.shutdownPort = peer.port
     this.shutdownBroadcastAddress = peer.address
   }
@@ -259,33 +257,12 @@ class HandoverPeer extends Channel {
   }
 
   /**
-   * Sends the first announcement now (natively, one sendto), then runs the
-   * schedule on JS timers: like the original's interval, a broadcasting
-   * peer keeps the process alive, and starting it wakes no native thread.
+   * Sends the first announcement now, then the others on the schedule, from
+   * a native timer on this thread's loop: like the original's interval, a
+   * broadcasting peer keeps the process alive.
    */
   startBroadcasting() {
-    if (!call(() => this._native.startBroadcasting())) return
-    // A monotonic clock: an NTP step must not bunch or stall announcements.
-    const start = performance.now()
-    // The schedule is set up on a later turn of the event loop (a timer, not
-    // an immediate, which could run before the loop next polls its sockets):
-    // a listener in this very process then hears the first packet first.
-    this._announcer = { timeout: setTimeout(() => this._scheduleAnnouncements(start), 0) }
-  }
-
-  _scheduleAnnouncements(start) {
-    const { announceAfterMs: quick, heartbeatMs: heartbeat } = this._native.schedule
-    let next = 0
-    const schedule = () => {
-      const offset = next < quick.length ? quick[next] : heartbeat * (next - quick.length + 1)
-      next++
-      const timeout = setTimeout(() => {
-        if (this._native.announce()) schedule()
-        else this._announcer = null
-      }, Math.max(0, start + offset - performance.now()))
-      this._announcer = { timeout }
-    }
-    schedule()
+    call(() => this._native.startBroadcasting())
   }
 
   startListening(shutdownCallback) {
@@ -294,7 +271,6 @@ class HandoverPeer extends Channel {
     // and one that rejects all settle it, with the error's text.
     // 'shuttingDown' listeners see the event first; it is only fetched for them.
     const run = async () => {
-      this._stopAnnouncing()
       if (this.listenerCount('shuttingDown') > 0) {
         try {
           this.emit('shuttingDown', this._native.shuttingDownEvent)
@@ -310,18 +286,6 @@ class HandoverPeer extends Channel {
       }
     }
     this._startListening(() => this._native.startListening(run, this._onHandover))
-  }
-
-  close() {
-    this._stopAnnouncing()
-    super.close()
-  }
-
-  _stopAnnouncing() {
-    if (this._announcer) {
-      clearTimeout(this._announcer.timeout)
-    }
-    this._announcer = null
   }
 }
 

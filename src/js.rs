@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use napi::bindgen_prelude::{BigInt, Buffer, Function, FunctionRef, Promise, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -21,7 +22,7 @@ use crate::peer::{CallbackCalled, CallbackSettled, Events, Peer, PeerError, Shut
 use crate::stats::Snapshot;
 use crate::status::{KeepAlive, StatusChannel, StatusSink};
 use crate::time_value::{time_value, InvalidTime};
-use crate::uv::Watch;
+use crate::uv::{Ticker, Watch};
 use crate::wire::{self, StatusMessage};
 
 mod packet_description;
@@ -158,15 +159,6 @@ pub struct LogRecord {
     pub message: String,
 }
 
-/// When `announce()` is due after `startBroadcasting()`.
-#[napi(object, object_from_js = false)]
-pub struct AnnouncementSchedule {
-    /// The quick repeats after the first announcement, ms from it.
-    pub announce_after_ms: Vec<u32>,
-    /// The regular interval of announcements after the quick repeats, ms.
-    pub heartbeat_ms: u32,
-}
-
 /// The argument of `'shuttingDown'` listeners: a younger instance was heard.
 #[napi(object, object_from_js = false)]
 pub struct ShuttingDownEvent {
@@ -239,7 +231,9 @@ impl Events for JsReports {
         let registration = self.registration;
         self.report
             .call_with_return_value(report, ThreadsafeFunctionCallMode::NonBlocking, move |_, env| {
-                OpenObjects::stop_watching(&env, registration);
+                if let Some(open) = OpenObjects::get(&env, registration) {
+                    open.watch = None;
+                }
                 Ok(())
             });
     }
@@ -268,25 +262,33 @@ impl StatusSink for JsStatusSink {
 /// starts run when the scope closes, as after any I/O callback of Node's.
 struct JsShutdown {
     env: sys::napi_env,
+    /// The peer's key in `OpenObjects`, where its ticker is.
+    registration: u64,
     function: FunctionRef<(), Promise<Option<String>>>,
     context: sys::napi_async_context,
 }
 
 impl JsShutdown {
-    fn new(env: &Env, function: CallbackFunction<'_>) -> Result<Self> {
+    fn new(env: &Env, function: CallbackFunction<'_>, registration: u64) -> Result<Self> {
         let name = env.create_string("HandoverPeer")?;
         let mut context = std::ptr::null_mut();
         // SAFETY: called on the JS thread during a napi call, with live values.
         check(unsafe { sys::napi_async_init(env.raw(), std::ptr::null_mut(), name.raw(), &mut context) })?;
         Ok(JsShutdown {
             env: env.raw(),
+            registration,
             function: function.create_ref()?,
             context,
         })
     }
 
     fn call(self) -> CallbackCalled {
-        let settled: CallbackSettled = match self.call_in_scope() {
+        let returned = self.call_in_scope();
+        // Announcing has stopped (the peer is handing over): let the ticker go now.
+        if let Some(open) = OpenObjects::get(&Env::from_raw(self.env), self.registration) {
+            open.ticker = None;
+        }
+        let settled: CallbackSettled = match returned {
             Ok(promise) => Box::pin(async move {
                 match promise.await {
                     Ok(None) => Ok(()),
@@ -466,12 +468,18 @@ fn log_at(log: &Logger, level: &str, message: &str) {
 /// the environment is torn down (a worker thread ending), so that no socket
 /// outlives it. One registration per environment: a cleanup hook per object
 /// would leak the hook's memory, which napi cannot free once removed.
+/// It also holds what a peer runs on this thread's loop (`uv`), which only
+/// this thread may touch: its listener's watch and its announcement ticker.
 #[derive(Default)]
 struct OpenObjects {
     next_key: u64,
-    handles: HashMap<u64, CloseHandle>,
-    /// The listening peers' watches (JS thread only, as this registry is).
-    watches: HashMap<u64, Watch>,
+    objects: HashMap<u64, Open>,
+}
+
+struct Open {
+    handle: CloseHandle,
+    watch: Option<Watch>,
+    ticker: Option<Ticker>,
 }
 
 impl OpenObjects {
@@ -479,10 +487,9 @@ impl OpenObjects {
     fn of(env: &Env) -> Result<&'static mut OpenObjects> {
         if env.get_instance_data::<OpenObjects>()?.is_none() {
             env.set_instance_data(OpenObjects::default(), (), |mut teardown| {
-                for handle in teardown.value.handles.values() {
-                    handle.close();
+                for (_, open) in teardown.value.objects.drain() {
+                    open.handle.close();
                 }
-                teardown.value.watches.clear();
             })?;
         }
         env.get_instance_data::<OpenObjects>()?
@@ -492,28 +499,26 @@ impl OpenObjects {
     fn add(env: &Env, handle: CloseHandle) -> Result<u64> {
         let open = Self::of(env)?;
         // Objects that were collected without close() are gone: forget them.
-        open.handles.retain(|_, handle| handle.alive());
+        open.objects.retain(|_, open| open.handle.alive());
         open.next_key += 1;
-        open.handles.insert(open.next_key, handle);
+        let object = Open {
+            handle,
+            watch: None,
+            ticker: None,
+        };
+        open.objects.insert(open.next_key, object);
         Ok(open.next_key)
     }
 
+    /// The object's entry, while it is open.
+    fn get(env: &Env, key: u64) -> Option<&'static mut Open> {
+        Self::of(env).ok()?.objects.get_mut(&key)
+    }
+
+    /// Forgets a closed object; dropping its watch and ticker stops them.
     fn remove(env: &Env, key: u64) {
         if let Ok(open) = Self::of(env) {
-            open.handles.remove(&key);
-            open.watches.remove(&key);
-        }
-    }
-
-    fn watch(env: &Env, key: u64, watch: Watch) -> Result<()> {
-        Self::of(env)?.watches.insert(key, watch);
-        Ok(())
-    }
-
-    /// Stops a peer's listener: dropping its watch closes it.
-    fn stop_watching(env: &Env, key: u64) {
-        if let Ok(open) = Self::of(env) {
-            open.watches.remove(&key);
+            open.objects.remove(&key);
         }
     }
 }
@@ -593,27 +598,30 @@ impl NativePeer {
         self.peer.interface().address.map(|a| a.to_string())
     }
 
-    /// Sends the first announcement. True when the caller should now call
-    /// `announce()` on the `schedule`.
+    /// Sends the first announcement now, then the others on the schedule,
+    /// from a timer on this thread's loop (see `uv`), until closed or
+    /// handing over. Like the original's interval, it keeps the process alive.
     #[napi]
-    pub fn start_broadcasting(&self, env: Env) -> Result<bool> {
-        self.peer.start_broadcasting().map_err(thrown(&env))
-    }
-
-    /// One scheduled announcement; false once the schedule should stop.
-    #[napi]
-    pub fn announce(&self) -> bool {
-        self.peer.announce()
-    }
-
-    /// When `announce()` is due after `startBroadcasting()`.
-    #[napi(getter)]
-    pub fn schedule(&self) -> AnnouncementSchedule {
-        let (announce_after_ms, heartbeat_ms) = self.peer.schedule();
-        AnnouncementSchedule {
-            announce_after_ms,
-            heartbeat_ms,
+    pub fn start_broadcasting(&self, env: Env) -> Result<()> {
+        if !self.peer.start_broadcasting().map_err(thrown(&env))? {
+            return Ok(());
         }
+        let peer = self.peer.clone();
+        let start = Instant::now();
+        let mut due = self.peer.announcement_offsets();
+        let first = due.next().unwrap_or_default();
+        let ticker = Ticker::start(env.get_uv_event_loop()?, first, move || {
+            if !peer.announce() {
+                return None;
+            }
+            // From the first announcement, so that a late tick does not shift the rest.
+            Some((start + due.next()?).saturating_duration_since(Instant::now()))
+        })
+        .map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
+        if let Some(open) = OpenObjects::get(&env, self.registration) {
+            open.ticker = Some(ticker);
+        }
+        Ok(())
     }
 
     /// Binds and joins, then reads the socket on this JS thread (see `uv`).
@@ -624,7 +632,7 @@ impl NativePeer {
         #[napi(ts_arg_type = "(report: HandoverReport) => void")] on_handover: ReportFunction,
         env: Env,
     ) -> Result<()> {
-        let shutdown = JsShutdown::new(&env, callback)?;
+        let shutdown = JsShutdown::new(&env, callback, self.registration)?;
         let events = Arc::new(JsReports {
             report: on_handover,
             registration: self.registration,
@@ -637,9 +645,12 @@ impl NativePeer {
             return Ok(());
         };
         let socket = raw_socket(listener.socket());
-        let watch = Watch::start(env.get_uv_event_loop()?, socket, Box::new(move || listener.readable()))
+        let watch = Watch::start(env.get_uv_event_loop()?, socket, move || listener.readable())
             .map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
-        OpenObjects::watch(&env, self.registration, watch)
+        if let Some(open) = OpenObjects::get(&env, self.registration) {
+            open.watch = Some(watch);
+        }
+        Ok(())
     }
 
     #[napi]

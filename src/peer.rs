@@ -3,8 +3,9 @@
 //!
 //! Announcing happens on the caller's thread: `start_broadcasting()` is one
 //! `sendto` on a socket made with the peer, and later announcements are
-//! sent by `announce()`, which the JS side calls from its own timers on the
-//! schedule of `ticker` (so starting to broadcast never wakes the runtime).
+//! sent by `announce()`, which the addon calls from a timer on the JS
+//! thread's loop at `announcement_offsets()` (so starting to broadcast never
+//! wakes the runtime).
 //!
 //! Listening:
 //! - the `Listener` drains the socket in batches whenever its driver says it
@@ -31,7 +32,7 @@ use std::net::{SocketAddrV4, UdpSocket};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::auth::{Refusal, Verifier, DEFAULT_REPLAY_WINDOW_MS};
 use crate::clock;
@@ -107,6 +108,8 @@ impl std::fmt::Display for PeerError {
     }
 }
 
+/// A handle on one peer; clones are the same peer.
+#[derive(Clone)]
 pub struct Peer {
     core: Arc<Core>,
 }
@@ -202,15 +205,10 @@ impl Peer {
         }
     }
 
-    /// When `announce()` is due after `start_broadcasting()`: the quick
-    /// repeats (ms from the first announcement), then the heartbeat period.
-    pub fn schedule(&self) -> (Vec<u32>, u32) {
-        let heartbeat = self.core.config.heartbeat;
-        let burst = ticker::announcement_offsets(heartbeat)
-            .take_while(|offset| *offset < heartbeat)
-            .map(|offset| offset.as_millis() as u32)
-            .collect();
-        (burst, heartbeat.as_millis() as u32)
+    /// When `announce()` is due after `start_broadcasting()`, from the first
+    /// announcement: the quick repeats below the heartbeat, then every heartbeat.
+    pub fn announcement_offsets(&self) -> impl Iterator<Item = Duration> + Send + 'static {
+        ticker::announcement_offsets(self.core.config.heartbeat)
     }
 
     /// True once a younger instance was heard.
@@ -237,7 +235,7 @@ impl Peer {
 
     /// Sends the first announcement now, on the caller's thread, so that a
     /// new instance is heard without waiting for any scheduler. `Ok(true)`
-    /// when the caller should now call `announce()` on the schedule;
+    /// when the caller should now call `announce()` at `announcement_offsets()`;
     /// `Ok(false)` when broadcasting already runs or the peer is shutting down.
     pub fn start_broadcasting(&self) -> Result<bool, PeerError> {
         let core = &self.core;

@@ -424,24 +424,31 @@ async fn close_during_a_handover_lets_it_finish() {
 #[test]
 fn the_schedule_is_the_quick_repeats_below_the_heartbeat_then_the_heartbeat() {
     let dir = TempDir::new("schedule");
-    let schedule = |heartbeat_ms: Option<f64>| {
+    let schedule = |heartbeat_ms: Option<f64>| -> Vec<u128> {
         let options = Options {
             heartbeat_interval_ms: heartbeat_ms,
             ..Options::default()
         };
         // No socket is bound: the port only has to be one of ours.
-        peer(own_started_at(), 47_954, &dir, options).0.schedule()
+        let peer = peer(own_started_at(), 47_954, &dir, options).0;
+        peer.announcement_offsets()
+            .take(8)
+            .map(|offset| offset.as_millis())
+            .collect()
     };
-    assert_eq!(schedule(None), (vec![100, 300, 700, 1_500, 3_100, 6_300], 10_000));
-    assert_eq!(schedule(Some(500.0)), (vec![100, 300], 500));
+    assert_eq!(schedule(None), [100, 300, 700, 1_500, 3_100, 6_300, 10_000, 20_000]);
     assert_eq!(
-        schedule(Some(300.0)),
-        (vec![100], 300),
+        schedule(Some(500.0)),
+        [100, 300, 500, 1_000, 1_500, 2_000, 2_500, 3_000]
+    );
+    assert_eq!(
+        schedule(Some(300.0))[..3],
+        [100, 300, 600],
         "an offset equal to the heartbeat is the heartbeat"
     );
     assert_eq!(
-        schedule(Some(10.0)),
-        (vec![], 10),
+        schedule(Some(10.0))[..3],
+        [10, 20, 30],
         "the shortest heartbeat has no quick repeats"
     );
 }

@@ -12,12 +12,18 @@
 //! `uv_handle_size`, so no libuv struct layout is assumed beyond the public
 //! `data` pointer that starts every handle.
 //!
-//! A `Watch` is not `Send`: it is made, used and closed on the JS thread of
-//! one environment, like the loop it is registered with.
+//! Two users: the peer's listener (`Watch`, a poll handle, plus a timer for
+//! pauses) and its announcement schedule (`Ticker`, a timer), so that
+//! starting to broadcast is one `sendto` and one `uv_timer_start`, with no
+//! JS timer to build on the way.
+//!
+//! Neither is `Send`: each is made, used and closed on the JS thread of one
+//! environment, like the loop it is registered with.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::io;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use napi::sys::uv_loop_s;
 
@@ -114,9 +120,6 @@ fn failed(api: &Api, what: &str, code: c_int) -> io::Error {
     io::Error::other(format!("{what}: {reason}"))
 }
 
-/// What the watch calls when the socket is readable; it says when to look again.
-pub type OnReadable = Box<dyn FnMut() -> NextRead>;
-
 /// Memory for one libuv handle, of the size libuv asks for, 8-byte aligned.
 fn handle_memory(api: &Api, kind: c_int) -> Box<[u64]> {
     // SAFETY: plain query of a size.
@@ -124,26 +127,39 @@ fn handle_memory(api: &Api, kind: c_int) -> Box<[u64]> {
     vec![0u64; bytes.div_ceil(8)].into_boxed_slice()
 }
 
-/// What the handles' `data` points to. Freed once both handles are closed.
+/// What a watch or ticker does next, as its callback says.
+enum Then {
+    /// Wait for the socket (a watch) or for nothing (a ticker).
+    Wait,
+    /// Run the callback again after this long (a watch stops polling meanwhile).
+    After(Duration),
+}
+
+type Callback = Box<dyn FnMut() -> Then>;
+
+/// What the handles' `data` points to: their memory and the callback.
+/// Freed once every initialised handle is closed.
 struct Inner {
     api: &'static Api,
-    poll: Box<[u64]>,
-    /// Wakes the poll again after a pause (a flood, a socket error).
+    /// Only for a watch.
+    poll: Option<Box<[u64]>>,
+    /// A ticker's clock; a watch's wake-up after a pause (a flood, a socket error).
     timer: Box<[u64]>,
     /// `None` once closed.
-    on_readable: Option<OnReadable>,
-    /// `on_readable` is running: a close from inside it (a callback that
+    callback: Option<Callback>,
+    /// The callback is running: a close from inside it (a callback that
     /// closes the peer) must not drop it under its own feet.
     running: bool,
-    /// The watch was dropped: the handles are closing.
+    /// The owner was dropped: the handles are closing.
     closed: bool,
-    /// Close callbacks still to come; the memory goes when this reaches 0.
-    closing: u8,
+    /// Handles initialised, then close callbacks still to come; the memory
+    /// goes when this falls back to 0.
+    open: u8,
 }
 
 impl Inner {
-    fn poll(&mut self) -> *mut Handle {
-        self.poll.as_mut_ptr().cast()
+    fn poll(&mut self) -> Option<*mut Handle> {
+        self.poll.as_mut().map(|memory| memory.as_mut_ptr().cast())
     }
 
     fn timer(&mut self) -> *mut Handle {
@@ -151,57 +167,76 @@ impl Inner {
     }
 }
 
-/// Calls `on_readable` on the JS thread whenever the socket has packets.
-/// An active watch keeps the Node process alive, as a listening socket does.
-pub struct Watch(*mut Inner);
+/// The handles of one watch or ticker; closing them is dropping this.
+struct Handles(*mut Inner);
 
-impl Watch {
-    /// Starts watching `socket`; the watch must not outlive it (the owner
-    /// of `on_readable` normally owns the socket too).
-    pub fn start(event_loop: *mut uv_loop_s, socket: RawSocket, on_readable: OnReadable) -> io::Result<Watch> {
+impl Handles {
+    /// Initialises the timer, and the poll for `socket` when given; nothing runs yet.
+    fn new(event_loop: *mut uv_loop_s, socket: Option<RawSocket>, callback: Callback) -> io::Result<Handles> {
         let api = api()?;
         let inner = Box::into_raw(Box::new(Inner {
             api,
-            poll: handle_memory(api, UV_POLL),
+            poll: socket.map(|_| handle_memory(api, UV_POLL)),
             timer: handle_memory(api, UV_TIMER),
-            on_readable: Some(on_readable),
+            callback: Some(callback),
             running: false,
             closed: false,
-            closing: 0,
+            open: 0,
         }));
-        // SAFETY: `inner` is a live allocation that only this watch and the
-        // handles' callbacks (on this thread) use; handle memory is sized by
-        // libuv; `event_loop` is the environment's loop.
+        let handles = Handles(inner);
+        // SAFETY: `inner` is a live allocation that only these handles and
+        // their callbacks (on this thread) use; handle memory is sized by
+        // libuv; `event_loop` is the environment's loop. A failure leaves
+        // the handles initialised so far to `Drop`.
         unsafe {
             let state = &mut *inner;
-            let code = (api.poll_init_socket)(event_loop, state.poll(), socket);
-            if code != 0 {
-                drop(Box::from_raw(inner));
-                return Err(failed(api, "cannot watch the listening socket", code));
-            }
-            (*state.poll()).data = inner.cast();
-            state.closing = 1;
             let code = (api.timer_init)(event_loop, state.timer());
-            if code == 0 {
-                (*state.timer()).data = inner.cast();
-                state.closing = 2;
-            }
-            let watch = Watch(inner);
             if code != 0 {
-                return Err(failed(api, "cannot make the listener's timer", code));
+                return Err(failed(api, "cannot make a timer", code));
             }
-            let code = (api.poll_start)(state.poll(), UV_READABLE, on_poll);
-            if code != 0 {
-                return Err(failed(api, "cannot watch the listening socket", code));
+            (*state.timer()).data = inner.cast();
+            state.open = 1;
+            if let (Some(socket), Some(poll)) = (socket, state.poll()) {
+                let code = (api.poll_init_socket)(event_loop, poll, socket);
+                if code != 0 {
+                    return Err(failed(api, "cannot watch the listening socket", code));
+                }
+                (*poll).data = inner.cast();
+                state.open = 2;
             }
-            Ok(watch)
         }
+        Ok(handles)
+    }
+
+    fn start_polling(&self) -> io::Result<()> {
+        // SAFETY: the poll is initialised (`new` with a socket).
+        unsafe {
+            let state = &mut *self.0;
+            let poll = state.poll().expect("a watch has a poll");
+            let code = (state.api.poll_start)(poll, UV_READABLE, on_poll);
+            if code != 0 {
+                return Err(failed(state.api, "cannot watch the listening socket", code));
+            }
+        }
+        Ok(())
+    }
+
+    fn start_timer(&self, after: Duration) -> io::Result<()> {
+        // SAFETY: the timer is initialised.
+        unsafe {
+            let state = &mut *self.0;
+            let code = (state.api.timer_start)(state.timer(), on_timer, milliseconds(after), 0);
+            if code != 0 {
+                return Err(failed(state.api, "cannot start a timer", code));
+            }
+        }
+        Ok(())
     }
 }
 
-impl Drop for Watch {
-    /// Stops watching now and drops `on_readable` (and what it owns) now,
-    /// while the environment is surely alive; libuv frees the handles later.
+impl Drop for Handles {
+    /// Stops now and drops the callback (and what it owns) now, while the
+    /// environment is surely alive; libuv frees the handles later.
     fn drop(&mut self) {
         // SAFETY: `self.0` lives until the last close callback, which cannot
         // have run yet: the handles are closed here, once.
@@ -209,73 +244,121 @@ impl Drop for Watch {
             let state = &mut *self.0;
             state.closed = true;
             if !state.running {
-                state.on_readable = None;
+                state.callback = None;
             }
-            let handles = [state.poll(), state.timer()];
-            for handle in handles.into_iter().take(state.closing as usize) {
+            let open = [Some(state.timer()), state.poll()];
+            for handle in open.into_iter().flatten().take(state.open as usize) {
                 (state.api.close)(handle, Some(on_closed));
             }
-            if state.closing == 0 {
+            if state.open == 0 {
                 drop(Box::from_raw(self.0));
             }
         }
     }
 }
 
-unsafe extern "C" fn on_poll(handle: *mut Handle, status: c_int, _events: c_int) {
+/// Calls `on_readable` on the JS thread whenever the socket has packets.
+/// An active watch keeps the Node process alive, as a listening socket does.
+pub struct Watch(#[allow(dead_code)] Handles);
+
+impl Watch {
+    /// Starts watching `socket`; the watch must not outlive it (the owner
+    /// of `on_readable` normally owns the socket too).
+    pub fn start(
+        event_loop: *mut uv_loop_s,
+        socket: RawSocket,
+        mut on_readable: impl FnMut() -> NextRead + 'static,
+    ) -> io::Result<Watch> {
+        let callback: Callback = Box::new(move || match on_readable() {
+            NextRead::After(pause) => Then::After(pause),
+            // The poll reports a socket that still holds packets again on
+            // the loop's next turn.
+            NextRead::Now | NextRead::WhenReadable => Then::Wait,
+        });
+        let handles = Handles::new(event_loop, Some(socket), callback)?;
+        handles.start_polling()?;
+        Ok(Watch(handles))
+    }
+}
+
+/// Calls `on_tick` on the JS thread after `first`, then after each delay it
+/// returns, until it returns `None`. A running ticker keeps the Node process
+/// alive, as a JS timer does.
+pub struct Ticker(#[allow(dead_code)] Handles);
+
+impl Ticker {
+    pub fn start(
+        event_loop: *mut uv_loop_s,
+        first: Duration,
+        mut on_tick: impl FnMut() -> Option<Duration> + 'static,
+    ) -> io::Result<Ticker> {
+        let callback: Callback = Box::new(move || on_tick().map_or(Then::Wait, Then::After));
+        let handles = Handles::new(event_loop, None, callback)?;
+        handles.start_timer(first)?;
+        Ok(Ticker(handles))
+    }
+}
+
+/// libuv's timers count whole milliseconds; a pause is at least one.
+fn milliseconds(duration: Duration) -> u64 {
+    duration.as_millis().clamp(1, u64::MAX as u128) as u64
+}
+
+unsafe extern "C" fn on_poll(handle: *mut Handle, _status: c_int, _events: c_int) {
+    // An error status still means "look at the socket": the read reports it.
     // SAFETY: the poll's `data` is its `Inner`, alive until its close callback.
-    let inner = unsafe { (*handle).data.cast::<Inner>() };
-    let _ = status; // an error status still means "look at the socket": the read reports it
-    unsafe { run(inner) };
+    unsafe { run((*handle).data.cast::<Inner>()) };
 }
 
 unsafe extern "C" fn on_timer(handle: *mut Handle) {
     // SAFETY: as for the poll.
-    let inner = unsafe { (*handle).data.cast::<Inner>() };
     unsafe {
+        let inner = (*handle).data.cast::<Inner>();
         let state = &mut *inner;
-        if !state.closed {
-            (state.api.poll_start)(state.poll(), UV_READABLE, on_poll);
-            run(inner);
+        if state.closed {
+            return;
         }
+        // A watch's pause is over: poll again, and read what piled up now.
+        if let Some(poll) = state.poll() {
+            (state.api.poll_start)(poll, UV_READABLE, on_poll);
+        }
+        run(inner);
     }
 }
 
-/// Reads, then waits as the reader says: for readiness, or for the timer.
+/// Runs the callback, then does what it says.
 unsafe fn run(inner: *mut Inner) {
     // SAFETY: `inner` is alive (see the callers); JS thread only.
     let state = unsafe { &mut *inner };
-    let Some(on_readable) = state.on_readable.as_mut() else {
+    let Some(callback) = state.callback.as_mut() else {
         return;
     };
     state.running = true;
-    let next = on_readable();
+    let then = callback();
     state.running = false;
     if state.closed {
-        // Closed from inside `on_readable`: drop it now that it has returned.
-        state.on_readable = None;
+        // Closed from inside the callback: drop it now that it has returned.
+        state.callback = None;
         return;
     }
-    // `Now` and `WhenReadable` both wait for the poll: it reports a socket
-    // that still holds packets again on the loop's next turn.
-    if let NextRead::After(pause) = next {
-        // libuv's timer counts whole milliseconds.
-        let milliseconds = pause.as_millis().max(1) as u64;
-        // SAFETY: both handles are initialised and open.
+    if let Then::After(pause) = then {
+        // SAFETY: the handles are initialised and open.
         unsafe {
-            (state.api.poll_stop)(state.poll());
-            (state.api.timer_start)(state.timer(), on_timer, milliseconds, 0);
+            if let Some(poll) = state.poll() {
+                (state.api.poll_stop)(poll);
+            }
+            (state.api.timer_start)(state.timer(), on_timer, milliseconds(pause), 0);
         }
     }
 }
 
 unsafe extern "C" fn on_closed(handle: *mut Handle) {
-    // SAFETY: both handles point at the same `Inner`; the second close
+    // SAFETY: every handle points at the same `Inner`; the last close
     // callback is the last use of it.
     unsafe {
         let inner = (*handle).data.cast::<Inner>();
-        (*inner).closing -= 1;
-        if (*inner).closing == 0 {
+        (*inner).open -= 1;
+        if (*inner).open == 0 {
             drop(Box::from_raw(inner));
         }
     }
