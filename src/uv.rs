@@ -1,10 +1,11 @@
-//! Socket readiness on the JS thread, from the libuv loop Node already runs.
+//! Socket readiness and timers on the JS thread, from the libuv loop Node
+//! already runs.
 //!
 //! The peer's listener reads here rather than on the runtime thread: the
 //! shutdown callback has to run on the JS thread anyway, so a younger
 //! announcement then reaches it with one wake-up (the kernel waking the JS
-//! thread) instead of three (kernel → runtime thread → JS thread, and the
-//! runtime thread preempting JS on the way).
+//! thread) instead of two (kernel → runtime thread → JS thread), and no
+//! woken runtime thread preempts JS on a shared CPU on the way.
 //!
 //! Node exports libuv to addons. Its functions are looked up in the running
 //! process once, so a host without them gets an error from the call that
