@@ -40,7 +40,12 @@ function handOverWith({ makeDirs, env = {} }) {
     timeout: 15_000,
   })
   if (result.status !== 0) throw new Error(`child failed (${result.status}): ${result.stderr}`)
-  return JSON.parse(result.stdout.trim().split('\n').pop())
+  return resultLine(result.stdout)
+}
+
+/** The child's JSON line; the young peer's log lines may come before or after it (they are written by a thread of their own). */
+function resultLine(stdout) {
+  return JSON.parse(stdout.split('\n').find((line) => line.startsWith('{')))
 }
 
 describeUnless(isolationProblem('net', 'mount'), 'the handover-complete file (private /tmp)', () => {
@@ -93,7 +98,7 @@ function handOverIn(cwd, options, env = {}) {
   if (!('BALENA_SERVICE_HANDOVER_COMPLETE_PATH' in env)) delete childEnv.BALENA_SERVICE_HANDOVER_COMPLETE_PATH
   const result = spawnSync(process.execPath, ['-e', LOOPBACK_CHILD], { cwd, env: childEnv, encoding: 'utf8', timeout: 15_000 })
   if (result.status !== 0) throw new Error(`child failed (${result.status}): ${result.stderr}`)
-  return JSON.parse(result.stdout.trim().split('\n').pop())
+  return resultLine(result.stdout)
 }
 
 describe('a complete path of the caller\'s choosing', () => {
