@@ -78,6 +78,7 @@ test('an old instance exits by itself once it has handed over (nothing else runn
   const result = await run(`${PRELUDE}
     const fs = require('node:fs'), os = require('node:os'), path = require('node:path')
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-exit-'))
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
     const old = new HandoverPeer(new Date(1000), undefined, opts(22330, { handoverCompletePath: path.join(dir, 'done') }))
     old.startListening(async () => {})
     old.startBroadcasting()
@@ -122,4 +123,60 @@ test('a worker thread that ends takes its peers with it: no announcements after 
   `)
   expect(result.out).toContain('MARK true 0')
   expect(result.code).toBe(0)
+})
+
+// The listener and the announcement schedule live on the worker's own event
+// loop (src/uv.rs): a worker must be able to end with them in every state.
+const WORKER_PRELUDE = `
+  const { Worker } = require('node:worker_threads')
+  const fs = require('node:fs'), os = require('node:os'), path = require('node:path')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-exit-'))
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+  const inWorker = (source) => new Worker(
+    'const { parentPort } = require("node:worker_threads");' +
+    'const { HandoverPeer } = require(' + JSON.stringify(require.resolve('./index.js')) + ');' +
+    'const opts = (port, extra) => ({ port, networkMode: "host", networkInterface: "lo", logLevel: "error", handoverCompletePath: ' + JSON.stringify(dir) + ' + "/done", ...extra });' +
+    source, { eval: true })
+`
+
+test('a worker whose old peer hands over ends by itself, and so does the process', async () => {
+  const result = await run(`${WORKER_PRELUDE}
+    const worker = inWorker(\`
+      const old = new HandoverPeer(new Date(1000), undefined, opts(22350))
+      old.startListening(async () => {})
+      old.startBroadcasting()
+      const young = new HandoverPeer(new Date(), undefined, opts(22350))
+      young.startBroadcasting()
+      old.handover.then((report) => { young.close(); parentPort.postMessage(report.completeFile !== null) })
+    \`)
+    worker.on('message', (written) => console.log('MARK', written))
+    worker.on('exit', (code) => console.log('worker exit', code))
+  `)
+  expect(result.out).toContain('MARK true')
+  expect(result.out).toContain('worker exit 0')
+  expect(result.code).toBe(0)
+  expect(result.afterMarkMs).toBeLessThan(1000)
+})
+
+test('terminating a worker in the middle of a handover, and while it announces, neither hangs nor crashes', async () => {
+  const result = await run(`${WORKER_PRELUDE}
+    const worker = inWorker(\`
+      const old = new HandoverPeer(new Date(1000), undefined, opts(22351))
+      old.startListening(() => new Promise(() => {})) // never settles
+      const announcing = new HandoverPeer(new Date(2000), undefined, opts(22352, { heartbeatIntervalMs: 20 }))
+      announcing.startBroadcasting()
+      const young = new HandoverPeer(new Date(), undefined, opts(22351))
+      young.startBroadcasting()
+      old.on('shuttingDown', () => setTimeout(() => parentPort.postMessage('handing over'), 20))
+    \`)
+    worker.once('message', async (state) => {
+      console.log('MARK', state)
+      console.log('terminated', await worker.terminate())
+    })
+  `)
+  expect(result.out).toContain('MARK handing over')
+  expect(result.out).toContain('terminated 1')
+  expect(result.signal).toBeNull()
+  expect(result.code).toBe(0)
+  expect(result.afterMarkMs).toBeLessThan(1000)
 })
