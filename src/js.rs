@@ -343,16 +343,6 @@ fn check(status: sys::napi_status) -> Result<()> {
     }
 }
 
-#[cfg(unix)]
-fn raw_socket(socket: &std::net::UdpSocket) -> std::ffi::c_int {
-    std::os::fd::AsRawFd::as_raw_fd(socket)
-}
-
-#[cfg(windows)]
-fn raw_socket(socket: &std::net::UdpSocket) -> usize {
-    std::os::windows::io::AsRawSocket::as_raw_socket(socket) as usize
-}
-
 /// Every error this addon throws: its JS class and a stable `code`, in
 /// Node's style. The one place where Rust errors become JS errors.
 enum Failure {
@@ -644,7 +634,7 @@ impl NativePeer {
         let Some(mut listener) = listener else {
             return Ok(());
         };
-        let socket = raw_socket(listener.socket());
+        let socket = Watch::socket_of(listener.socket());
         let watch = Watch::start(env.get_uv_event_loop()?, socket, move || listener.readable())
             .map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
         if let Some(open) = OpenObjects::get(&env, self.registration) {

@@ -30,10 +30,11 @@ use napi::sys::uv_loop_s;
 
 use crate::net::NextRead;
 
+/// `uv_os_sock_t`: a descriptor on Unix, a `SOCKET` on Windows.
 #[cfg(unix)]
-type RawSocket = c_int;
+pub type RawSocket = c_int;
 #[cfg(windows)]
-type RawSocket = usize;
+pub type RawSocket = usize;
 
 // From `uv_handle_type` and `uv_poll_event`, stable across libuv 1.x.
 const UV_POLL: c_int = 8;
@@ -263,6 +264,14 @@ impl Drop for Handles {
 pub struct Watch(#[allow(dead_code)] Handles);
 
 impl Watch {
+    /// What libuv calls `socket`.
+    pub fn socket_of(socket: &std::net::UdpSocket) -> RawSocket {
+        #[cfg(unix)]
+        return std::os::fd::AsRawFd::as_raw_fd(socket);
+        #[cfg(windows)]
+        return std::os::windows::io::AsRawSocket::as_raw_socket(socket) as RawSocket;
+    }
+
     /// Starts watching `socket`; the watch must not outlive it (the owner
     /// of `on_readable` normally owns the socket too).
     pub fn start(
