@@ -31,10 +31,11 @@ pub mod ticker;
 pub mod time_value;
 pub mod wire;
 
-// The glue needs a Node process; `cargo test` covers the pure modules.
+// The glue needs a Node process; `cargo test` covers the pure modules and
+// `uv`, against a fake libuv.
 #[cfg(not(test))]
 mod js;
-#[cfg(not(test))]
+#[cfg_attr(test, allow(dead_code))]
 mod uv;
 
 #[cfg(test)]

@@ -9,9 +9,11 @@
 //!
 //! Node exports libuv to addons. Its functions are looked up in the running
 //! process once, so a host without them gets an error from the call that
-//! needs them, never a failed load or a crash. Handle memory is sized by
-//! `uv_handle_size`, so no libuv struct layout is assumed beyond the public
-//! `data` pointer that starts every handle.
+//! needs them, never a failed load or a crash. (A host that exports them as
+//! stubs that abort, as Bun does, cannot be told apart by the lookup: the
+//! addon asks the host who it is before it comes here, see `js::host`.)
+//! Handle memory is sized by `uv_handle_size`, so no libuv struct layout is
+//! assumed beyond the public `data` pointer that starts every handle.
 //!
 //! Two users: the peer's listener (`Watch`, a poll handle, plus a timer for
 //! pauses) and its announcement schedule (`Ticker`, a timer), so that
@@ -20,15 +22,28 @@
 //!
 //! Neither is `Send`: each is made, used and closed on the JS thread of one
 //! environment, like the loop it is registered with.
+//!
+//! The rules this module keeps, each where it matters:
+//! - the state the handles point to (`Inner`) is only ever reached through
+//!   shared references, its mutable parts in `Cell`s, so a callback that
+//!   closes its own watch (JS calling `close()` from the shutdown callback)
+//!   makes no second `&mut`;
+//! - a poll handle is closed before its socket: `uv_close` first, then the
+//!   callback (which owns the socket) is dropped;
+//! - an error from the poll, or a poll that cannot be restarted, is handed
+//!   to the callback, and polling is restarted after the pause it asks for.
+//!
+//! The tests at the end run all of this against a fake libuv (`Api`), and
+//! `cargo miri test uv::` checks them under Stacked and Tree Borrows.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::io;
+use std::ptr::NonNull;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use napi::sys::uv_loop_s;
-
-use crate::net::NextRead;
 
 /// `uv_os_sock_t`: a descriptor on Unix, a `SOCKET` on Windows.
 #[cfg(unix)]
@@ -41,9 +56,13 @@ const UV_POLL: c_int = 8;
 const UV_TIMER: c_int = 13;
 const UV_READABLE: c_int = 1;
 
+/// How long a watch waits before it tries to poll again when polling
+/// failed and its callback asked for no pause of its own.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// The start of every libuv handle; the rest is libuv's.
 #[repr(C)]
-struct Handle {
+pub struct Handle {
     data: *mut c_void,
 }
 
@@ -51,19 +70,20 @@ type PollCallback = unsafe extern "C" fn(*mut Handle, c_int, c_int);
 type TimerCallback = unsafe extern "C" fn(*mut Handle);
 type CloseCallback = unsafe extern "C" fn(*mut Handle);
 
-/// The libuv functions this module calls.
-struct Api {
-    handle_size: unsafe extern "C" fn(c_int) -> usize,
-    poll_init_socket: unsafe extern "C" fn(*mut uv_loop_s, *mut Handle, RawSocket) -> c_int,
-    poll_start: unsafe extern "C" fn(*mut Handle, c_int, PollCallback) -> c_int,
-    poll_stop: unsafe extern "C" fn(*mut Handle) -> c_int,
-    timer_init: unsafe extern "C" fn(*mut uv_loop_s, *mut Handle) -> c_int,
-    timer_start: unsafe extern "C" fn(*mut Handle, TimerCallback, u64, u64) -> c_int,
-    close: unsafe extern "C" fn(*mut Handle, Option<CloseCallback>),
-    strerror: unsafe extern "C" fn(c_int) -> *const c_char,
+/// The libuv functions this module calls: Node's, or a test's fake.
+pub struct Api {
+    pub handle_size: unsafe extern "C" fn(c_int) -> usize,
+    pub poll_init_socket: unsafe extern "C" fn(*mut uv_loop_s, *mut Handle, RawSocket) -> c_int,
+    pub poll_start: unsafe extern "C" fn(*mut Handle, c_int, PollCallback) -> c_int,
+    pub poll_stop: unsafe extern "C" fn(*mut Handle) -> c_int,
+    pub timer_init: unsafe extern "C" fn(*mut uv_loop_s, *mut Handle) -> c_int,
+    pub timer_start: unsafe extern "C" fn(*mut Handle, TimerCallback, u64, u64) -> c_int,
+    pub close: unsafe extern "C" fn(*mut Handle, Option<CloseCallback>),
+    pub strerror: unsafe extern "C" fn(c_int) -> *const c_char,
 }
 
-fn api() -> io::Result<&'static Api> {
+/// Node's libuv, looked up once.
+pub fn node_api() -> io::Result<&'static Api> {
     static API: OnceLock<Option<Api>> = OnceLock::new();
     API.get_or_init(|| {
         // SAFETY: each symbol is libuv's function of that name, whose C
@@ -123,138 +143,140 @@ fn failed(api: &Api, what: &str, code: c_int) -> io::Error {
 }
 
 /// Memory for one libuv handle, of the size libuv asks for, 8-byte aligned.
-fn handle_memory(api: &Api, kind: c_int) -> Box<[u64]> {
-    // SAFETY: plain query of a size.
-    let bytes = unsafe { (api.handle_size)(kind) };
-    vec![0u64; bytes.div_ceil(8)].into_boxed_slice()
+/// Owned through a raw pointer: libuv writes into it while `Inner` is
+/// shared, so no Rust reference may cover it.
+struct HandleMemory(NonNull<[u64]>);
+
+impl HandleMemory {
+    fn new(api: &Api, kind: c_int) -> HandleMemory {
+        // SAFETY: plain query of a size.
+        let bytes = unsafe { (api.handle_size)(kind) }.max(std::mem::size_of::<Handle>());
+        let memory = vec![0u64; bytes.div_ceil(8)].into_boxed_slice();
+        HandleMemory(NonNull::from(Box::leak(memory)))
+    }
+
+    fn handle(&self) -> *mut Handle {
+        self.0.as_ptr().cast()
+    }
+}
+
+impl Drop for HandleMemory {
+    fn drop(&mut self) {
+        // SAFETY: made by `Box::leak` in `new`, freed once, here; only after
+        // libuv's close callback (or before init), when libuv is done with it.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+/// What a watch's callback is told.
+pub enum Readiness {
+    /// The socket may hold packets (or it is a ticker's time).
+    Ready,
+    /// libuv reported an error for the poll, or could not restart it.
+    Failed(io::Error),
 }
 
 /// What a watch or ticker does next, as its callback says.
-enum Then {
-    /// Wait for the socket (a watch) or for nothing (a ticker).
+pub enum Then {
+    /// Wait for the socket (a watch) or for nothing (a ticker: it ends).
     Wait,
     /// Run the callback again after this long (a watch stops polling meanwhile).
     After(Duration),
 }
 
-type Callback = Box<dyn FnMut() -> Then>;
+type Callback = Box<dyn FnMut(Readiness) -> Then>;
 
-/// What the handles' `data` points to: their memory and the callback.
-/// Freed once every initialised handle is closed.
+/// What the handles' `data` points to. Freed once every initialised handle
+/// is closed. Only ever reached through `&Inner`: see the module's rules.
 struct Inner {
     api: &'static Api,
     /// Only for a watch.
-    poll: Option<Box<[u64]>>,
-    /// A ticker's clock; a watch's wake-up after a pause (a flood, a socket error).
-    timer: Box<[u64]>,
-    /// `None` once closed.
-    callback: Option<Callback>,
-    /// The callback is running: a close from inside it (a callback that
-    /// closes the peer) must not drop it under its own feet.
-    running: bool,
+    poll: Option<HandleMemory>,
+    /// A ticker's clock; a watch's wake-up after a pause (a flood, an error).
+    timer: HandleMemory,
+    /// `None` while it runs, and once closed.
+    callback: Cell<Option<Callback>>,
     /// The owner was dropped: the handles are closing.
-    closed: bool,
+    closed: Cell<bool>,
     /// Handles initialised, then close callbacks still to come; the memory
     /// goes when this falls back to 0.
-    open: u8,
-}
-
-impl Inner {
-    fn poll(&mut self) -> Option<*mut Handle> {
-        self.poll.as_mut().map(|memory| memory.as_mut_ptr().cast())
-    }
-
-    fn timer(&mut self) -> *mut Handle {
-        self.timer.as_mut_ptr().cast()
-    }
+    open: Cell<u8>,
 }
 
 /// The handles of one watch or ticker; closing them is dropping this.
-struct Handles(*mut Inner);
+struct Handles(NonNull<Inner>);
 
 impl Handles {
     /// Initialises the timer, and the poll for `socket` when given; nothing runs yet.
-    fn new(event_loop: *mut uv_loop_s, socket: Option<RawSocket>, callback: Callback) -> io::Result<Handles> {
-        let api = api()?;
-        let inner = Box::into_raw(Box::new(Inner {
+    fn new(
+        api: &'static Api,
+        event_loop: *mut uv_loop_s,
+        socket: Option<RawSocket>,
+        callback: Callback,
+    ) -> io::Result<Handles> {
+        let inner = NonNull::from(Box::leak(Box::new(Inner {
             api,
-            poll: socket.map(|_| handle_memory(api, UV_POLL)),
-            timer: handle_memory(api, UV_TIMER),
-            callback: Some(callback),
-            running: false,
-            closed: false,
-            open: 0,
-        }));
+            poll: socket.map(|_| HandleMemory::new(api, UV_POLL)),
+            timer: HandleMemory::new(api, UV_TIMER),
+            callback: Cell::new(Some(callback)),
+            closed: Cell::new(false),
+            open: Cell::new(0),
+        })));
         let handles = Handles(inner);
-        // SAFETY: `inner` is a live allocation that only these handles and
-        // their callbacks (on this thread) use; handle memory is sized by
-        // libuv; `event_loop` is the environment's loop. A failure leaves
-        // the handles initialised so far to `Drop`.
+        let state = handles.inner();
+        let data = inner.as_ptr().cast::<c_void>();
+        // SAFETY: handle memory is sized by libuv and outlives the handles
+        // (freed with `Inner`, after the last close callback); `event_loop`
+        // is the environment's loop. A failure leaves the handles
+        // initialised so far (counted in `open`) to `Drop`.
         unsafe {
-            let state = &mut *inner;
-            let code = (api.timer_init)(event_loop, state.timer());
+            let code = (api.timer_init)(event_loop, state.timer.handle());
             if code != 0 {
                 return Err(failed(api, "cannot make a timer", code));
             }
-            (*state.timer()).data = inner.cast();
-            state.open = 1;
-            if let (Some(socket), Some(poll)) = (socket, state.poll()) {
-                let code = (api.poll_init_socket)(event_loop, poll, socket);
+            (*state.timer.handle()).data = data;
+            state.open.set(1);
+            if let (Some(socket), Some(poll)) = (socket, &state.poll) {
+                let code = (api.poll_init_socket)(event_loop, poll.handle(), socket);
                 if code != 0 {
                     return Err(failed(api, "cannot watch the listening socket", code));
                 }
-                (*poll).data = inner.cast();
-                state.open = 2;
+                (*poll.handle()).data = data;
+                state.open.set(2);
             }
         }
         Ok(handles)
     }
 
-    fn start_polling(&self) -> io::Result<()> {
-        // SAFETY: the poll is initialised (`new` with a socket).
-        unsafe {
-            let state = &mut *self.0;
-            let poll = state.poll().expect("a watch has a poll");
-            let code = (state.api.poll_start)(poll, UV_READABLE, on_poll);
-            if code != 0 {
-                return Err(failed(state.api, "cannot watch the listening socket", code));
-            }
-        }
-        Ok(())
-    }
-
-    fn start_timer(&self, after: Duration) -> io::Result<()> {
-        // SAFETY: the timer is initialised.
-        unsafe {
-            let state = &mut *self.0;
-            let code = (state.api.timer_start)(state.timer(), on_timer, milliseconds(after), 0);
-            if code != 0 {
-                return Err(failed(state.api, "cannot start a timer", code));
-            }
-        }
-        Ok(())
+    fn inner(&self) -> &Inner {
+        // SAFETY: `Inner` lives until the last close callback, which comes
+        // after `Drop` of this owner; only shared references are made.
+        unsafe { self.0.as_ref() }
     }
 }
 
 impl Drop for Handles {
-    /// Stops now and drops the callback (and what it owns) now, while the
-    /// environment is surely alive; libuv frees the handles later.
+    /// Closes the handles, then drops the callback (and the socket and JS
+    /// references it owns) now, while the environment is surely alive;
+    /// libuv frees the handles later. From inside the callback, the
+    /// callback is dropped once it returns (`run`).
     fn drop(&mut self) {
-        // SAFETY: `self.0` lives until the last close callback, which cannot
-        // have run yet: the handles are closed here, once.
-        unsafe {
-            let state = &mut *self.0;
-            state.closed = true;
-            if !state.running {
-                state.callback = None;
-            }
-            let open = [Some(state.timer()), state.poll()];
-            for handle in open.into_iter().flatten().take(state.open as usize) {
-                (state.api.close)(handle, Some(on_closed));
-            }
-            if state.open == 0 {
-                drop(Box::from_raw(self.0));
-            }
+        let state = self.inner();
+        state.closed.set(true);
+        let open = [
+            Some(state.timer.handle()),
+            state.poll.as_ref().map(HandleMemory::handle),
+        ];
+        for handle in open.into_iter().flatten().take(state.open.get().into()) {
+            // SAFETY: an initialised handle, closed once, here. uv_close
+            // stops a poll at once (the descriptor leaves epoll/kqueue before
+            // it returns), so the socket may close after it.
+            unsafe { (state.api.close)(handle, Some(on_closed)) };
+        }
+        drop(state.callback.take());
+        if state.open.get() == 0 {
+            // SAFETY: no handle was initialised, so no callback will come.
+            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
         }
     }
 }
@@ -273,20 +295,16 @@ impl Watch {
     }
 
     /// Starts watching `socket`; the watch must not outlive it (the owner
-    /// of `on_readable` normally owns the socket too).
+    /// of `on_readable` normally owns the socket too). `on_readable` is
+    /// told of poll errors too, and says when to look again.
     pub fn start(
+        api: &'static Api,
         event_loop: *mut uv_loop_s,
         socket: RawSocket,
-        mut on_readable: impl FnMut() -> NextRead + 'static,
+        on_readable: impl FnMut(Readiness) -> Then + 'static,
     ) -> io::Result<Watch> {
-        let callback: Callback = Box::new(move || match on_readable() {
-            NextRead::After(pause) => Then::After(pause),
-            // The poll reports a socket that still holds packets again on
-            // the loop's next turn.
-            NextRead::Now | NextRead::WhenReadable => Then::Wait,
-        });
-        let handles = Handles::new(event_loop, Some(socket), callback)?;
-        handles.start_polling()?;
+        let handles = Handles::new(api, event_loop, Some(socket), Box::new(on_readable))?;
+        start_polling(handles.inner())?;
         Ok(Watch(handles))
     }
 }
@@ -298,15 +316,37 @@ pub struct Ticker(#[allow(dead_code)] Handles);
 
 impl Ticker {
     pub fn start(
+        api: &'static Api,
         event_loop: *mut uv_loop_s,
         first: Duration,
         mut on_tick: impl FnMut() -> Option<Duration> + 'static,
     ) -> io::Result<Ticker> {
-        let callback: Callback = Box::new(move || on_tick().map_or(Then::Wait, Then::After));
-        let handles = Handles::new(event_loop, None, callback)?;
-        handles.start_timer(first)?;
+        let callback: Callback = Box::new(move |_| on_tick().map_or(Then::Wait, Then::After));
+        let handles = Handles::new(api, event_loop, None, callback)?;
+        start_timer(handles.inner(), first)?;
         Ok(Ticker(handles))
     }
+}
+
+fn start_polling(state: &Inner) -> io::Result<()> {
+    let Some(poll) = &state.poll else {
+        return Ok(());
+    };
+    // SAFETY: an initialised, open poll handle.
+    let code = unsafe { (state.api.poll_start)(poll.handle(), UV_READABLE, on_poll) };
+    if code != 0 {
+        return Err(failed(state.api, "cannot watch the listening socket", code));
+    }
+    Ok(())
+}
+
+fn start_timer(state: &Inner, after: Duration) -> io::Result<()> {
+    // SAFETY: an initialised, open timer handle.
+    let code = unsafe { (state.api.timer_start)(state.timer.handle(), on_timer, milliseconds(after), 0) };
+    if code != 0 {
+        return Err(failed(state.api, "cannot start a timer", code));
+    }
+    Ok(())
 }
 
 /// libuv's timers count whole milliseconds; a pause is at least one.
@@ -314,62 +354,92 @@ fn milliseconds(duration: Duration) -> u64 {
     duration.as_millis().clamp(1, u64::MAX as u128) as u64
 }
 
-unsafe extern "C" fn on_poll(handle: *mut Handle, _status: c_int, _events: c_int) {
-    // An error status still means "look at the socket": the read reports it.
-    // SAFETY: the poll's `data` is its `Inner`, alive until its close callback.
-    unsafe { run((*handle).data.cast::<Inner>()) };
+/// The `Inner` a handle's `data` points to.
+///
+/// # Safety
+/// `handle` is one of an `Inner`'s handles, before its close callback.
+unsafe fn inner_of<'a>(handle: *mut Handle) -> &'a Inner {
+    // SAFETY: as the caller promises; `Inner` outlives its handles' callbacks.
+    unsafe { &*(*handle).data.cast::<Inner>() }
+}
+
+unsafe extern "C" fn on_poll(handle: *mut Handle, status: c_int, _events: c_int) {
+    // SAFETY: libuv calls this for a poll it has not closed yet.
+    let state = unsafe { inner_of(handle) };
+    let readiness = if status < 0 {
+        // libuv stops a poll that reported an error (Unix): `run` restarts it.
+        Readiness::Failed(failed(state.api, "polling the listening socket failed", status))
+    } else {
+        Readiness::Ready
+    };
+    run(state, readiness);
 }
 
 unsafe extern "C" fn on_timer(handle: *mut Handle) {
-    // SAFETY: as for the poll.
-    unsafe {
-        let inner = (*handle).data.cast::<Inner>();
-        let state = &mut *inner;
-        if state.closed {
-            return;
-        }
-        // A watch's pause is over: poll again, and read what piled up now.
-        if let Some(poll) = state.poll() {
-            (state.api.poll_start)(poll, UV_READABLE, on_poll);
-        }
-        run(inner);
-    }
+    // SAFETY: libuv calls this for a timer it has not closed yet.
+    let state = unsafe { inner_of(handle) };
+    // A watch's pause is over: poll again, and read what piled up now.
+    let readiness = match start_polling(state) {
+        Ok(()) => Readiness::Ready,
+        Err(e) => Readiness::Failed(e),
+    };
+    run(state, readiness);
 }
 
-/// Runs the callback, then does what it says.
-unsafe fn run(inner: *mut Inner) {
-    // SAFETY: `inner` is alive (see the callers); JS thread only.
-    let state = unsafe { &mut *inner };
-    let Some(callback) = state.callback.as_mut() else {
-        return;
-    };
-    state.running = true;
-    let then = callback();
-    state.running = false;
-    if state.closed {
-        // Closed from inside the callback: drop it now that it has returned.
-        state.callback = None;
+/// Runs the callback, then does what it says. The callback is taken out of
+/// `Inner` while it runs: it may close its own handles (`Drop` then finds
+/// none to drop) and is dropped here once it returns.
+fn run(state: &Inner, readiness: Readiness) {
+    if state.closed.get() {
         return;
     }
-    if let Then::After(pause) = then {
-        // SAFETY: the handles are initialised and open.
-        unsafe {
-            if let Some(poll) = state.poll() {
-                (state.api.poll_stop)(poll);
+    let failed = matches!(readiness, Readiness::Failed(_));
+    let Some(mut callback) = state.callback.take() else {
+        return;
+    };
+    let then = callback(readiness);
+    if state.closed.get() {
+        // Closed from inside: the handles are closing, the socket may go now.
+        drop(callback);
+        return;
+    }
+    state.callback.set(Some(callback));
+    let pause = match then {
+        Then::After(pause) => Some(pause),
+        // The poll may be stopped (libuv stops it on an error, or it could not restart).
+        Then::Wait if failed && state.poll.is_some() => Some(RETRY_PAUSE),
+        Then::Wait => None,
+    };
+    let Some(pause) = pause else {
+        return;
+    };
+    if let Some(poll) = &state.poll {
+        // SAFETY: an initialised, open poll; stopping a stopped poll is allowed.
+        unsafe { (state.api.poll_stop)(poll.handle()) };
+    }
+    if let Err(e) = start_timer(state, pause) {
+        // Nothing can wake this watch again: say so, rather than go deaf silently.
+        if let Some(mut callback) = state.callback.take() {
+            callback(Readiness::Failed(e));
+            if !state.closed.get() {
+                state.callback.set(Some(callback));
             }
-            (state.api.timer_start)(state.timer(), on_timer, milliseconds(pause), 0);
         }
     }
 }
 
 unsafe extern "C" fn on_closed(handle: *mut Handle) {
-    // SAFETY: every handle points at the same `Inner`; the last close
-    // callback is the last use of it.
+    // SAFETY: every handle points at the same `Inner`, whose close callbacks
+    // are counted; the last one is the last use of it.
     unsafe {
         let inner = (*handle).data.cast::<Inner>();
-        (*inner).open -= 1;
-        if (*inner).open == 0 {
+        let open = &(*inner).open;
+        open.set(open.get() - 1);
+        if open.get() == 0 {
             drop(Box::from_raw(inner));
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,455 @@
+//! `uv` against a fake libuv that keeps the real one's rules: handles are
+//! initialised into memory the caller provides, libuv writes into that
+//! memory, close callbacks come later (on a later turn of the loop), and a
+//! descriptor must leave the poll before it is closed. Run under Miri
+//! (`cargo +nightly miri test uv::`) these check the aliasing and memory
+//! rules of the unsafe code too; what they cannot reach is Node's libuv
+//! itself, which the Jest suites exercise.
+
+use super::*;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    Poll,
+    Timer,
+}
+
+struct FakeHandle {
+    handle: *mut Handle,
+    kind: Kind,
+    active: bool,
+    closing: bool,
+    poll_callback: Option<PollCallback>,
+    timer_callback: Option<TimerCallback>,
+    due_ms: u64,
+}
+
+#[derive(Default)]
+struct FakeLoop {
+    handles: Vec<FakeHandle>,
+    pending_closes: Vec<(*mut Handle, CloseCallback)>,
+    /// The next call of these fails with this code.
+    fail_timer_init: Option<c_int>,
+    fail_poll_start: Option<c_int>,
+    fail_timer_start: Option<c_int>,
+    poll_starts: usize,
+}
+
+thread_local! {
+    static LOOP: RefCell<FakeLoop> = RefCell::new(FakeLoop::default());
+}
+
+fn with_loop<R>(f: impl FnOnce(&mut FakeLoop) -> R) -> R {
+    LOOP.with(|l| f(&mut l.borrow_mut()))
+}
+
+fn find(l: &mut FakeLoop, handle: *mut Handle) -> &mut FakeHandle {
+    l.handles
+        .iter_mut()
+        .find(|h| h.handle == handle)
+        .expect("a handle this loop initialised")
+}
+
+const POLL_SIZE: usize = 160;
+const TIMER_SIZE: usize = 152;
+
+unsafe extern "C" fn handle_size(kind: c_int) -> usize {
+    match kind {
+        UV_POLL => POLL_SIZE,
+        UV_TIMER => TIMER_SIZE,
+        _ => panic!("unexpected handle kind {kind}"),
+    }
+}
+
+/// What libuv's init does to the memory: writes its own fields.
+unsafe fn scribble(handle: *mut Handle, size: usize) {
+    let bytes = handle.cast::<u8>();
+    for i in std::mem::size_of::<Handle>()..size {
+        unsafe { bytes.add(i).write(0xA5) };
+    }
+}
+
+unsafe extern "C" fn poll_init_socket(_loop: *mut uv_loop_s, handle: *mut Handle, _socket: RawSocket) -> c_int {
+    unsafe { scribble(handle, POLL_SIZE) };
+    with_loop(|l| {
+        l.handles.push(FakeHandle {
+            handle,
+            kind: Kind::Poll,
+            active: false,
+            closing: false,
+            poll_callback: None,
+            timer_callback: None,
+            due_ms: 0,
+        })
+    });
+    0
+}
+
+unsafe extern "C" fn timer_init(_loop: *mut uv_loop_s, handle: *mut Handle) -> c_int {
+    if let Some(code) = with_loop(|l| l.fail_timer_init.take()) {
+        return code;
+    }
+    unsafe { scribble(handle, TIMER_SIZE) };
+    with_loop(|l| {
+        l.handles.push(FakeHandle {
+            handle,
+            kind: Kind::Timer,
+            active: false,
+            closing: false,
+            poll_callback: None,
+            timer_callback: None,
+            due_ms: 0,
+        })
+    });
+    0
+}
+
+unsafe extern "C" fn poll_start(handle: *mut Handle, events: c_int, callback: PollCallback) -> c_int {
+    assert_eq!(events, UV_READABLE);
+    with_loop(|l| {
+        if let Some(code) = l.fail_poll_start.take() {
+            return code;
+        }
+        l.poll_starts += 1;
+        let h = find(l, handle);
+        assert!(!h.closing, "poll_start on a closing handle");
+        h.active = true;
+        h.poll_callback = Some(callback);
+        0
+    })
+}
+
+unsafe extern "C" fn poll_stop(handle: *mut Handle) -> c_int {
+    with_loop(|l| find(l, handle).active = false);
+    0
+}
+
+unsafe extern "C" fn timer_start(handle: *mut Handle, callback: TimerCallback, timeout: u64, repeat: u64) -> c_int {
+    assert_eq!(repeat, 0);
+    with_loop(|l| {
+        if let Some(code) = l.fail_timer_start.take() {
+            return code;
+        }
+        let h = find(l, handle);
+        assert!(!h.closing, "timer_start on a closing handle");
+        h.active = true;
+        h.timer_callback = Some(callback);
+        h.due_ms = timeout;
+        0
+    })
+}
+
+unsafe extern "C" fn close(handle: *mut Handle, callback: Option<CloseCallback>) {
+    with_loop(|l| {
+        let h = find(l, handle);
+        assert!(!h.closing, "a handle closed twice");
+        h.closing = true;
+        h.active = false;
+        l.pending_closes.push((handle, callback.expect("a close callback")));
+    });
+}
+
+unsafe extern "C" fn strerror(_code: c_int) -> *const c_char {
+    c"fake error".as_ptr()
+}
+
+static FAKE: Api = Api {
+    handle_size,
+    poll_init_socket,
+    poll_start,
+    poll_stop,
+    timer_init,
+    timer_start,
+    close,
+    strerror,
+};
+
+const LOOP_PTR: *mut uv_loop_s = std::ptr::null_mut();
+const SOCKET: RawSocket = 7;
+
+/// The poll's callback, as libuv would call it, if the poll is active.
+fn fire_poll(status: c_int) -> bool {
+    let target = with_loop(|l| {
+        l.handles
+            .iter()
+            .find(|h| h.kind == Kind::Poll && h.active && !h.closing)
+            .map(|h| (h.handle, h.poll_callback.unwrap()))
+    });
+    match target {
+        Some((handle, callback)) => {
+            unsafe { callback(handle, status, UV_READABLE) };
+            true
+        }
+        None => false,
+    }
+}
+
+/// The timer's callback, if the timer is active; returns its timeout.
+fn fire_timer() -> Option<u64> {
+    let target = with_loop(|l| {
+        let h = l
+            .handles
+            .iter_mut()
+            .find(|h| h.kind == Kind::Timer && h.active && !h.closing)?;
+        h.active = false; // one-shot, as started
+        Some((h.handle, h.timer_callback.unwrap(), h.due_ms))
+    })?;
+    unsafe { (target.1)(target.0) };
+    Some(target.2)
+}
+
+fn poll_active() -> bool {
+    with_loop(|l| l.handles.iter().any(|h| h.kind == Kind::Poll && h.active))
+}
+
+fn poll_closing() -> bool {
+    with_loop(|l| l.handles.iter().any(|h| h.kind == Kind::Poll && h.closing))
+}
+
+/// The close-callback phase of a loop turn.
+fn run_closes() -> usize {
+    let pending = with_loop(|l| {
+        let pending = std::mem::take(&mut l.pending_closes);
+        l.handles.retain(|h| !pending.iter().any(|(p, _)| *p == h.handle));
+        pending
+    });
+    for (handle, callback) in &pending {
+        unsafe { callback(*handle) };
+    }
+    pending.len()
+}
+
+fn reset() {
+    with_loop(|l| *l = FakeLoop::default());
+}
+
+/// Stands for the socket the callback owns: records when it closes, and
+/// that its poll was no longer watching it by then.
+struct Socket {
+    closed: Rc<Cell<bool>>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        assert!(!poll_active(), "the socket closed while its poll was active");
+        assert!(poll_closing(), "the socket closed before uv_close of its poll");
+        self.closed.set(true);
+    }
+}
+
+fn socket() -> (Socket, Rc<Cell<bool>>) {
+    let closed = Rc::new(Cell::new(false));
+    (Socket { closed: closed.clone() }, closed)
+}
+
+#[test]
+fn a_watch_calls_back_whenever_the_socket_is_ready_and_keeps_polling() {
+    reset();
+    let calls = Rc::new(Cell::new(0));
+    let seen = calls.clone();
+    let watch = Watch::start(&FAKE, LOOP_PTR, SOCKET, move |readiness| {
+        assert!(matches!(readiness, Readiness::Ready));
+        seen.set(seen.get() + 1);
+        Then::Wait
+    })
+    .unwrap();
+    assert!(fire_poll(0));
+    assert!(fire_poll(0));
+    assert_eq!(calls.get(), 2);
+    assert!(poll_active());
+    drop(watch);
+    assert_eq!(run_closes(), 2, "the poll and the timer close");
+}
+
+#[test]
+fn dropping_a_watch_closes_its_poll_before_its_socket() {
+    reset();
+    let (socket, closed) = socket();
+    let watch = Watch::start(&FAKE, LOOP_PTR, SOCKET, move |_| {
+        let _owned = &socket;
+        Then::Wait
+    })
+    .unwrap();
+    drop(watch);
+    assert!(closed.get(), "the callback and its socket go with the watch");
+    assert_eq!(run_closes(), 2);
+}
+
+#[test]
+fn a_watch_closed_from_inside_its_callback_finishes_the_call_then_lets_go() {
+    reset();
+    let (socket, closed) = socket();
+    let slot: Rc<RefCell<Option<Watch>>> = Rc::new(RefCell::new(None));
+    let own = slot.clone();
+    let closed_inside = closed.clone();
+    let watch = Watch::start(&FAKE, LOOP_PTR, SOCKET, move |_| {
+        let _owned = &socket;
+        // What JS calling close() from the shutdown callback does.
+        drop(own.borrow_mut().take());
+        assert!(!closed_inside.get(), "the running callback still owns its socket");
+        Then::After(Duration::from_millis(5))
+    })
+    .unwrap();
+    *slot.borrow_mut() = Some(watch);
+    assert!(fire_poll(0));
+    assert!(closed.get(), "dropped once it returned");
+    assert!(fire_timer().is_none(), "a closed watch starts no timer");
+    assert_eq!(run_closes(), 2);
+}
+
+#[test]
+fn a_pause_stops_polling_until_the_timer_restarts_it() {
+    reset();
+    let calls = Rc::new(Cell::new(0));
+    let seen = calls.clone();
+    let watch = Watch::start(&FAKE, LOOP_PTR, SOCKET, move |_| {
+        seen.set(seen.get() + 1);
+        if seen.get() == 1 {
+            Then::After(Duration::from_millis(30))
+        } else {
+            Then::Wait
+        }
+    })
+    .unwrap();
+    assert!(fire_poll(0));
+    assert!(!poll_active(), "paused");
+    assert_eq!(fire_timer(), Some(30));
+    assert_eq!(calls.get(), 2, "the timer reads what piled up");
+    assert!(poll_active(), "polling again");
+    drop(watch);
+    run_closes();
+}
+
+#[test]
+fn a_poll_error_is_reported_and_polling_restarts() {
+    reset();
+    let errors = Rc::new(Cell::new(0));
+    let seen = errors.clone();
+    let watch = Watch::start(&FAKE, LOOP_PTR, SOCKET, move |readiness| {
+        if let Readiness::Failed(e) = readiness {
+            assert!(e.to_string().contains("fake error"));
+            seen.set(seen.get() + 1);
+        }
+        Then::Wait
+    })
+    .unwrap();
+    let starts = with_loop(|l| l.poll_starts);
+    // libuv stops a poll that reports an error.
+    with_loop(|l| l.handles.iter_mut().for_each(|h| h.active = h.kind != Kind::Poll));
+    let handle = with_loop(|l| {
+        let h = l.handles.iter().find(|h| h.kind == Kind::Poll).unwrap();
+        (h.handle, h.poll_callback.unwrap())
+    });
+    unsafe { (handle.1)(handle.0, -9, 0) };
+    assert_eq!(errors.get(), 1);
+    assert_eq!(fire_timer(), Some(RETRY_PAUSE.as_millis() as u64));
+    assert_eq!(with_loop(|l| l.poll_starts), starts + 1, "restarted");
+    assert!(poll_active());
+    drop(watch);
+    run_closes();
+}
+
+#[test]
+fn a_poll_that_cannot_restart_is_reported_and_retried() {
+    reset();
+    let errors = Rc::new(Cell::new(0));
+    let seen = errors.clone();
+    let paused = Cell::new(false);
+    let watch = Watch::start(&FAKE, LOOP_PTR, SOCKET, move |readiness| {
+        if let Readiness::Failed(_) = readiness {
+            seen.set(seen.get() + 1);
+            return Then::Wait;
+        }
+        // One pause, then plain waiting.
+        match paused.replace(true) {
+            false => Then::After(Duration::from_millis(2)),
+            true => Then::Wait,
+        }
+    })
+    .unwrap();
+    assert!(fire_poll(0));
+    with_loop(|l| l.fail_poll_start = Some(-22));
+    assert_eq!(fire_timer(), Some(2));
+    assert_eq!(errors.get(), 1, "the failed restart is told");
+    assert!(!poll_active());
+    assert_eq!(fire_timer(), Some(RETRY_PAUSE.as_millis() as u64), "and tried again");
+    assert!(poll_active());
+    drop(watch);
+    run_closes();
+}
+
+#[test]
+fn a_timer_that_cannot_start_is_told_to_the_callback() {
+    reset();
+    let errors = Rc::new(Cell::new(0));
+    let seen = errors.clone();
+    let watch = Watch::start(&FAKE, LOOP_PTR, SOCKET, move |readiness| match readiness {
+        Readiness::Failed(_) => {
+            seen.set(seen.get() + 1);
+            Then::Wait
+        }
+        Readiness::Ready => Then::After(Duration::from_millis(1)),
+    })
+    .unwrap();
+    with_loop(|l| l.fail_timer_start = Some(-12));
+    assert!(fire_poll(0));
+    assert_eq!(errors.get(), 1);
+    drop(watch);
+    run_closes();
+}
+
+#[test]
+fn a_ticker_ticks_until_told_to_stop_and_ends() {
+    reset();
+    let mut delays = vec![Some(Duration::from_millis(20)), None].into_iter();
+    let ticks = Rc::new(Cell::new(0));
+    let seen = ticks.clone();
+    let ticker = Ticker::start(&FAKE, LOOP_PTR, Duration::ZERO, move || {
+        seen.set(seen.get() + 1);
+        delays.next().flatten()
+    })
+    .unwrap();
+    assert_eq!(fire_timer(), Some(1), "a zero delay is one millisecond");
+    assert_eq!(fire_timer(), Some(20));
+    assert_eq!(fire_timer(), None, "stopped");
+    assert_eq!(ticks.get(), 2);
+    drop(ticker);
+    assert_eq!(run_closes(), 1);
+}
+
+#[test]
+fn a_handle_that_cannot_be_made_leaves_nothing_behind() {
+    reset();
+    let (socket, closed) = socket_without_poll_checks();
+    with_loop(|l| l.fail_timer_init = Some(-24));
+    let result = Watch::start(&FAKE, LOOP_PTR, SOCKET, move |_| {
+        let _owned = &socket;
+        Then::Wait
+    });
+    assert!(result.is_err());
+    assert!(closed.get());
+    assert_eq!(run_closes(), 0, "nothing was initialised, so nothing to close");
+}
+
+/// A socket for a watch that never got a poll.
+fn socket_without_poll_checks() -> (impl Drop, Rc<Cell<bool>>) {
+    struct Plain(Rc<Cell<bool>>);
+    impl Drop for Plain {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let closed = Rc::new(Cell::new(false));
+    (Plain(closed.clone()), closed)
+}
+
+#[test]
+fn a_poll_that_cannot_start_closes_what_was_made() {
+    reset();
+    with_loop(|l| l.fail_poll_start = Some(-22));
+    let result = Watch::start(&FAKE, LOOP_PTR, SOCKET, |_| Then::Wait);
+    assert!(result.is_err());
+    assert_eq!(run_closes(), 2);
+}
