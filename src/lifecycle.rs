@@ -7,6 +7,12 @@ use std::sync::{Arc, Weak};
 /// What a channel does when it is closed: stop its tasks and release its sockets.
 pub trait Closable: Send + Sync {
     fn close(&self);
+
+    /// The JS environment that owns it ended: close, and give up on
+    /// anything that waits for JS (a peer's handover awaiting its callback).
+    fn environment_ended(&self) {
+        self.close();
+    }
 }
 
 /// A weak reference to something closable.
@@ -26,6 +32,13 @@ impl CloseHandle {
     pub fn close(&self) {
         if let Some(target) = self.0.upgrade() {
             target.close();
+        }
+    }
+
+    /// See `Closable::environment_ended`.
+    pub fn environment_ended(&self) {
+        if let Some(target) = self.0.upgrade() {
+            target.environment_ended();
         }
     }
 }

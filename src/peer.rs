@@ -49,19 +49,29 @@ use crate::wire::{self, ExtensionFields, Freshness};
 
 /// Starts the user's shutdown callback at once, telling it who was heard.
 pub type ShutdownCallback = Box<dyn FnOnce(ShuttingDown) -> CallbackCalled + Send>;
-/// Settles with the callback; `Err` carries its error (message and stack).
-pub type CallbackSettled = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+/// Settles with the callback: `Ok`, its error (message and stack), or the
+/// news that its JS environment ended first.
+pub type CallbackSettled = Pin<Box<dyn Future<Output = Result<(), CallbackFailure>> + Send>>;
 
 /// A shutdown callback under way.
 pub struct CallbackCalled {
     pub settled: CallbackSettled,
-    /// Keeps the JS process alive until the handover has finished, or until
-    /// `close()`: a callback that never settles (and has no deadline) then no
-    /// longer holds the process open.
-    pub keep_alive: Box<dyn Send>,
 }
 
-/// Tells JS that the handover finished. Does not keep the process alive.
+/// Why a shutdown callback did not settle normally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackFailure {
+    /// It threw or rejected: message and stack.
+    Failed(String),
+    /// Its JS environment ended (a worker terminated or exited) before it
+    /// ran or settled: the instance did not shut down in order.
+    EnvironmentEnded,
+}
+
+/// Tells JS that the handover finished. Whoever holds it keeps the JS
+/// process alive (the addon's holds a referenced threadsafe function): the
+/// listener while it listens, and the handover task until the report is out,
+/// whatever `close()` does meanwhile.
 pub trait Events: Send + Sync + 'static {
     fn handover(&self, report: HandoverReport);
 }
@@ -124,6 +134,28 @@ struct Core {
     /// The original's "ticker started" line, made once: it is logged on the
     /// handover path, by `start_broadcasting()`.
     ticker_started: Arc<str>,
+    /// Set once the JS environment that owns the peer has ended: a handover
+    /// still waiting for its callback is given up.
+    ended: EnvironmentEnded,
+}
+
+/// The news that the JS environment ended, for a handover task to await.
+struct EnvironmentEnded(tokio::sync::watch::Sender<bool>);
+
+impl EnvironmentEnded {
+    fn new() -> Self {
+        EnvironmentEnded(tokio::sync::watch::Sender::new(false))
+    }
+
+    fn set(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn wait(&self) {
+        let mut ended = self.0.subscribe();
+        // The sender lives in `Core`, which the waiting task holds.
+        let _ = ended.wait_for(|ended| *ended).await;
+    }
 }
 
 /// The peer's own state, under the endpoint's lock.
@@ -134,6 +166,9 @@ struct PeerState {
     phase: Phase,
     /// The younger instance that made this one hand over.
     heard: Option<ShuttingDown>,
+    /// `shuttingDown` was set from JS, as the original allowed: younger
+    /// instances are ignored and broadcasting does not start.
+    held: bool,
 }
 
 /// Where the peer is in its one handover. Only the listener moves it on.
@@ -143,9 +178,8 @@ enum Phase {
     #[default]
     Serving,
     /// A younger instance was heard: the callback runs, then the file is
-    /// written. `keep_alive` keeps the JS process alive until the report is
-    /// out; `close()` lets go of it.
-    HandingOver { keep_alive: Option<Box<dyn Send>> },
+    /// written. Not stopped by `close()`.
+    HandingOver,
     /// The report is out and the listener has stopped.
     HandedOver,
 }
@@ -153,9 +187,6 @@ enum Phase {
 impl ChannelState for PeerState {
     fn close(&mut self) {
         self.broadcasting = false;
-        if let Phase::HandingOver { keep_alive } = &mut self.phase {
-            *keep_alive = None;
-        }
     }
 }
 
@@ -201,6 +232,7 @@ impl Peer {
                 sequence: AtomicU64::new(0),
                 unsigned_announcement,
                 ticker_started,
+                ended: EnvironmentEnded::new(),
             }),
         }
     }
@@ -211,9 +243,18 @@ impl Peer {
         ticker::announcement_offsets(self.core.config.heartbeat)
     }
 
-    /// True once a younger instance was heard.
+    /// True once a younger instance was heard, or while held (`hold`).
     pub fn shutting_down(&self) -> bool {
-        !matches!(self.core.endpoint.lock().channel.phase, Phase::Serving)
+        let shared = self.core.endpoint.lock();
+        shared.channel.held || !matches!(shared.channel.phase, Phase::Serving)
+    }
+
+    /// What setting the original's `shuttingDown` field did: `true` makes
+    /// the peer ignore younger instances and refuse to start broadcasting,
+    /// `false` undoes that. A handover under way or done stays so: it
+    /// happens once.
+    pub fn hold(&self, held: bool) {
+        self.core.endpoint.lock().channel.held = held;
     }
 
     /// Who was heard, once a younger instance was.
@@ -241,7 +282,7 @@ impl Peer {
         let core = &self.core;
         let endpoint = &core.endpoint;
         let mut shared = endpoint.lock_open()?;
-        if !matches!(shared.channel.phase, Phase::Serving) {
+        if shared.channel.held || !matches!(shared.channel.phase, Phase::Serving) {
             endpoint
                 .log
                 .warn(format_args!("Not starting ticker because we're shutting down"));
@@ -307,21 +348,25 @@ impl Peer {
         }))
     }
 
-    /// Listens with the listener driven by a task on the runtime (the Rust
-    /// tests' driver; the addon's is on the JS thread, in `js`). The task
-    /// stops on `close()`, or once the report is out.
-    #[cfg(test)]
-    pub fn start_listening(&self, callback: ShutdownCallback, events: Arc<dyn Events>) -> Result<(), PeerError> {
+    /// Listens with the listener driven by a task on the runtime: for hosts
+    /// whose event loop cannot watch a socket for us (Bun), and for the Rust
+    /// tests. The task stops on `close()`, or once the report is out.
+    pub fn listen_on_runtime(&self, callback: ShutdownCallback, events: Arc<dyn Events>) -> Result<(), PeerError> {
         let reported = Arc::new(tokio::sync::Notify::new());
-        let events = Arc::new(test_driver::Reported {
+        let events = Arc::new(runtime_driver::Reported {
             events,
             reported: reported.clone(),
         });
         let Some(listener) = self.listen(callback, events)? else {
             return Ok(());
         };
+        let registered = runtime_driver::Readiness::new(listener.socket())
+            .map_err(|e| PeerError::Io(format!("cannot register {}: {e}", self.core.endpoint.role.socket)))?;
         let endpoint = &self.core.endpoint;
-        endpoint.run_listener(&mut endpoint.lock(), test_driver::drive(listener, reported));
+        endpoint.run_listener(
+            &mut endpoint.lock(),
+            runtime_driver::drive(listener, registered, reported),
+        );
         Ok(())
     }
 
@@ -341,6 +386,11 @@ impl Peer {
 impl Closable for Core {
     fn close(&self) {
         self.endpoint.close();
+    }
+
+    fn environment_ended(&self) {
+        self.ended.set();
+        self.close();
     }
 }
 
@@ -389,13 +439,26 @@ impl Core {
             complete_file: None,
             complete_file_error: None,
         };
+        let settled = async {
+            tokio::select! {
+                outcome = settled => outcome,
+                () = self.ended.wait() => Err(CallbackFailure::EnvironmentEnded),
+            }
+        };
         let outcome = match self.config.callback_timeout {
             Some(deadline) => tokio::time::timeout(deadline, settled).await.ok(),
             None => Some(settled.await),
         };
         match outcome {
             Some(Ok(())) => {}
-            Some(Err(error)) => {
+            Some(Err(CallbackFailure::EnvironmentEnded)) => {
+                log.warn(format_args!(
+                    "the JS environment ended (a worker was terminated or exited) before shutdownCallback settled; not handing over: no complete file written"
+                ));
+                self.endpoint.lock().channel.phase = Phase::HandedOver;
+                return;
+            }
+            Some(Err(CallbackFailure::Failed(error))) => {
                 log.error(format_args!("shutdownCallback failed; handing over anyway: {error}"));
                 report.callback_error = Some(error);
             }
@@ -495,13 +558,24 @@ impl<C: FnOnce(ShuttingDown) -> CallbackCalled> Listener<C> {
         NextRead::Now
     }
 
+    /// The driver could not watch the socket: says so, and when to look again.
+    pub fn socket_failed(&mut self, e: std::io::Error) -> NextRead {
+        NextRead::After(self.core.endpoint.socket_error(e))
+    }
+
     /// Calls the shutdown callback (the first time only), then leaves the
     /// rest of the handover to a task on the runtime.
     fn hand_over(&mut self, heard: i64, from: SocketAddrV4) {
+        let core = &self.core;
+        if core.endpoint.lock().channel.held {
+            core.endpoint.log.debug(format_args!(
+                "a younger instance ({heard}) was heard while shuttingDown is set: ignored"
+            ));
+            return;
+        }
         let Some(callback) = self.callback.take() else {
             return;
         };
-        let core = &self.core;
         let event = ShuttingDown {
             heard_started_at: heard,
             own_started_at: core.identity.started_at_ms,
@@ -509,20 +583,14 @@ impl<C: FnOnce(ShuttingDown) -> CallbackCalled> Listener<C> {
         };
         let mut shared = core.endpoint.lock();
         // Shutting down before the callback runs: it may read `shuttingDown`.
-        shared.channel.phase = Phase::HandingOver { keep_alive: None };
+        shared.channel.phase = Phase::HandingOver;
         shared.channel.broadcasting = false;
         shared.channel.heard = Some(event.clone());
         drop(shared);
         // The callback first: it is what the new instance is waiting for.
         let called = callback(event);
-        let mut shared = core.endpoint.lock();
-        if !shared.closed {
-            shared.channel.phase = Phase::HandingOver {
-                keep_alive: Some(called.keep_alive),
-            };
-        }
-        drop(shared);
-        // Not stopped by close(): a handover under way finishes.
+        // Not stopped by close(): a handover under way finishes, and the
+        // task's `events` keep the process alive until the report is out.
         crate::runtime::spawn(core.clone().hand_over(heard, from, called.settled, self.events.clone()));
     }
 }
@@ -560,12 +628,12 @@ impl Classifier {
     }
 }
 
-#[cfg(test)]
-mod test_driver {
+/// Drives a `Listener` from a task on the runtime.
+mod runtime_driver {
+    use std::io;
     use std::net::UdpSocket;
     use std::sync::Arc;
 
-    use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
     use tokio::sync::Notify;
 
@@ -584,19 +652,39 @@ mod test_driver {
         }
     }
 
+    /// A second handle of the listening socket, registered with the
+    /// reactor for readiness only; the listener reads through its own.
+    pub struct Readiness(tokio::net::UdpSocket);
+
+    impl Readiness {
+        /// Must be called within the runtime the driver will run on, or
+        /// outside any (then the addon's runtime registers it).
+        pub fn new(socket: &UdpSocket) -> io::Result<Readiness> {
+            let duplicate = socket.try_clone()?;
+            duplicate.set_nonblocking(true)?;
+            let _entered = match tokio::runtime::Handle::try_current() {
+                Ok(_) => None,
+                Err(_) => Some(crate::runtime::enter()),
+            };
+            Ok(Readiness(tokio::net::UdpSocket::from_std(duplicate)?))
+        }
+
+        async fn readable(&self) {
+            if self.0.readable().await.is_ok() {
+                // Cleared before reading, so a packet arriving after the
+                // read wakes the driver again.
+                let _ = self
+                    .0
+                    .try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+            }
+        }
+    }
+
     /// Reads whenever the socket is readable (or the pause is over) until the report is out.
-    pub async fn drive<C>(mut listener: Listener<C>, reported: Arc<Notify>)
+    pub async fn drive<C>(mut listener: Listener<C>, readiness: Readiness, reported: Arc<Notify>)
     where
         C: FnOnce(ShuttingDown) -> CallbackCalled + Send,
     {
-        // A second descriptor of the same socket, registered for readiness only.
-        let socket = listener
-            .socket()
-            .try_clone()
-            .expect("cannot duplicate the listening socket");
-        // SAFETY: the AsyncFd owns the duplicate until it is dropped.
-        let readiness = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
-            .expect("cannot register the listening socket");
         loop {
             let next = listener.readable();
             tokio::select! {
@@ -606,15 +694,10 @@ mod test_driver {
         }
     }
 
-    async fn wait(readiness: &AsyncFd<UdpSocket>, next: NextRead) {
+    async fn wait(readiness: &Readiness, next: NextRead) {
         match next {
             NextRead::Now => tokio::task::yield_now().await,
-            NextRead::WhenReadable => {
-                if let Ok(mut guard) = readiness.readable().await {
-                    // Cleared before reading, so a packet arriving after the read wakes us again.
-                    guard.clear_ready();
-                }
-            }
+            NextRead::WhenReadable => readiness.readable().await,
             NextRead::After(pause) => tokio::time::sleep(pause).await,
         }
     }

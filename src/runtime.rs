@@ -43,3 +43,9 @@ where
         Err(_) => runtime().spawn(future),
     }
 }
+
+/// Enters the addon's runtime on this thread, for registering I/O with it
+/// from a thread that runs in none (the JS thread).
+pub fn enter() -> tokio::runtime::EnterGuard<'static> {
+    runtime().enter()
+}

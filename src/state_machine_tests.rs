@@ -27,7 +27,9 @@ use crate::clock;
 use crate::config::{Options, PeerConfig, StatusConfig};
 use crate::log::{Level, Logger, Sink};
 use crate::net;
-use crate::peer::{CallbackCalled, Events, HandoverReport, Peer, PeerError, ShutdownCallback, ShuttingDown};
+use crate::peer::{
+    CallbackCalled, CallbackFailure, Events, HandoverReport, Peer, PeerError, ShutdownCallback, ShuttingDown,
+};
 use crate::status::{KeepAlive, StatusChannel, StatusSink};
 use crate::wire::{self, StatusMessage};
 
@@ -114,9 +116,9 @@ fn peer(started_at: i64, port: u16, dir: &TempDir, options: Options) -> (Peer, A
 /// How the fake shutdown callback settles.
 enum Settles {
     /// When the test sends on the other end (dropping it counts as success).
-    Later(oneshot::Receiver<Result<(), String>>),
+    Later(oneshot::Receiver<Result<(), CallbackFailure>>),
     Never,
-    Now(Result<(), String>),
+    Now(Result<(), CallbackFailure>),
 }
 
 /// Drops to say that whatever held it let go.
@@ -160,9 +162,12 @@ impl Probe {
 }
 
 /// Records each report, and passes it on for a test that awaits one.
+/// Whoever holds it keeps the process alive, as the addon's events do:
+/// `Held` says when the last holder let go.
 struct RecordingEvents {
     probe: Probe,
     reports: mpsc::UnboundedSender<HandoverReport>,
+    _keep_alive: Held,
 }
 
 impl Events for RecordingEvents {
@@ -193,13 +198,13 @@ fn fakes(
                 Settles::Never => Box::pin(std::future::pending()),
                 Settles::Now(result) => Box::pin(std::future::ready(result)),
             },
-            keep_alive: Box::new(Held(seen.keep_alive_released.clone())),
         }
     });
     let (sender, receiver) = mpsc::unbounded_channel();
     let events = Arc::new(RecordingEvents {
         probe: probe.clone(),
         reports: sender,
+        _keep_alive: Held(probe.keep_alive_released.clone()),
     });
     (callback, events, probe, receiver)
 }
@@ -271,7 +276,7 @@ async fn a_burst_of_younger_announcements_hands_over_exactly_once() {
     let (peer, _lines) = peer(own, PORT, &dir, Options::default());
     let (settle, settled) = oneshot::channel();
     let (callback, events, probe, _reports) = fakes(Settles::Later(settled));
-    peer.start_listening(callback, events).unwrap();
+    peer.listen_on_runtime(callback, events).unwrap();
     let sender = loopback_sender(&peer);
 
     // One batch's worth, sent before the listener first runs: many younger
@@ -324,7 +329,7 @@ async fn a_callback_that_never_settles_is_given_up_at_the_callback_timeout() {
     };
     let (peer, lines) = peer(own, PORT, &dir, options);
     let (callback, events, probe, mut reports) = fakes(Settles::Never);
-    peer.start_listening(callback, events).unwrap();
+    peer.listen_on_runtime(callback, events).unwrap();
     announce_younger(&loopback_sender(&peer), PORT, own, 1, 1);
     until("the callback", || probe.calls() == 1).await;
     let called_at = probe.called_at.lock().unwrap().unwrap();
@@ -362,8 +367,10 @@ async fn a_failing_callback_is_reported_and_the_file_still_written() {
     let dir = TempDir::new("failing");
     let own = own_started_at();
     let (peer, _lines) = peer(own, PORT, &dir, Options::default());
-    let (callback, events, probe, _reports) = fakes(Settles::Now(Err("Error: boom\n    at stop (app.js:1:1)".into())));
-    peer.start_listening(callback, events).unwrap();
+    let (callback, events, probe, _reports) = fakes(Settles::Now(Err(CallbackFailure::Failed(
+        "Error: boom\n    at stop (app.js:1:1)".into(),
+    ))));
+    peer.listen_on_runtime(callback, events).unwrap();
     announce_younger(&loopback_sender(&peer), PORT, own, 7, 1);
     until("the report", || probe.report_count() > 0).await;
     let report = probe.report();
@@ -385,16 +392,17 @@ async fn close_during_a_handover_lets_it_finish() {
     let (peer, _lines) = peer(own, PORT, &dir, Options::default());
     let (settle, settled) = oneshot::channel();
     let (callback, events, probe, _reports) = fakes(Settles::Later(settled));
-    peer.start_listening(callback, events).unwrap();
+    peer.listen_on_runtime(callback, events).unwrap();
     assert!(peer.start_broadcasting().unwrap());
     announce_younger(&loopback_sender(&peer), PORT, own, 1, 1);
     until("the callback", || probe.calls() == 1).await;
 
     peer.close();
-    // The callback may run on: it no longer holds the process open.
+    // The handover still holds the process open, whatever close() does.
+    tokio::task::yield_now().await;
     assert!(
-        probe.keep_alive_released(),
-        "close() lets go of the handover's keep-alive"
+        !probe.keep_alive_released(),
+        "close() must not let go of a handover under way"
     );
     assert!(matches!(
         peer.start_broadcasting(),
@@ -403,7 +411,7 @@ async fn close_during_a_handover_lets_it_finish() {
     assert!(!peer.announce());
     let (callback, events, _, _) = fakes(Settles::Never);
     assert!(matches!(
-        peer.start_listening(callback, events),
+        peer.listen_on_runtime(callback, events),
         Err(PeerError::Closed("HandoverPeer"))
     ));
 
@@ -419,6 +427,82 @@ async fn close_during_a_handover_lets_it_finish() {
     );
     assert_complete_file_written(&report, &dir);
     assert_eq!(probe.calls(), 1);
+    until("the keep-alive to be let go", || probe.keep_alive_released()).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_environment_that_ends_before_the_callback_settles_gives_the_handover_up() {
+    const PORT: u16 = 47_960;
+    let dir = TempDir::new("ended");
+    let own = own_started_at();
+    let (peer, lines) = peer(own, PORT, &dir, Options::default());
+    let (callback, events, probe, _reports) = fakes(Settles::Never);
+    peer.listen_on_runtime(callback, events).unwrap();
+    announce_younger(&loopback_sender(&peer), PORT, own, 1, 1);
+    until("the callback", || probe.calls() == 1).await;
+
+    // What the JS environment's teardown does (a worker terminated).
+    peer.close_handle().environment_ended();
+    until("the keep-alive to be let go", || probe.keep_alive_released()).await;
+    assert_eq!(probe.report_count(), 0, "no report: nobody is left to hear it");
+    assert!(
+        !dir.file().exists(),
+        "no complete file: the service did not shut down in order"
+    );
+    assert!(lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|line| line.contains("JS environment ended")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_callback_that_could_not_run_for_an_ended_environment_writes_no_file() {
+    const PORT: u16 = 47_961;
+    let dir = TempDir::new("could-not-run");
+    let own = own_started_at();
+    let (peer, lines) = peer(own, PORT, &dir, Options::default());
+    let (callback, events, probe, _reports) = fakes(Settles::Now(Err(CallbackFailure::EnvironmentEnded)));
+    peer.listen_on_runtime(callback, events).unwrap();
+    announce_younger(&loopback_sender(&peer), PORT, own, 1, 1);
+    until("the handover to be given up", || {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains("JS environment ended"))
+    })
+    .await;
+    assert_eq!((probe.calls(), probe.report_count()), (1, 0));
+    assert!(!dir.file().exists());
+    // The teardown that follows closes the listener, the last holder.
+    peer.close_handle().environment_ended();
+    until("the keep-alive to be let go", || probe.keep_alive_released()).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_peer_ignores_younger_instances_until_released() {
+    const PORT: u16 = 47_962;
+    let dir = TempDir::new("held");
+    let own = own_started_at();
+    let (peer, _lines) = peer(own, PORT, &dir, Options::default());
+    let (callback, events, probe, _reports) = fakes(Settles::Now(Ok(())));
+    peer.listen_on_runtime(callback, events).unwrap();
+    peer.hold(true);
+    assert!(peer.shutting_down());
+    assert!(!peer.start_broadcasting().unwrap(), "held: broadcasting does not start");
+    let sender = loopback_sender(&peer);
+    announce_younger(&sender, PORT, own, 1, 1);
+    until("the announcement", || peer.stats().accepted == 1).await;
+    assert_eq!(probe.calls(), 0, "ignored while held, as the original's flag did");
+
+    peer.hold(false);
+    assert!(!peer.shutting_down());
+    announce_younger(&sender, PORT, own, 2, 1);
+    until("the report", || probe.report_count() == 1).await;
+    assert_eq!(probe.report().heard_started_at, own + 2);
+    peer.hold(false);
+    assert!(peer.shutting_down(), "a handover, once begun, is not undone");
 }
 
 #[test]
@@ -459,7 +543,7 @@ async fn start_broadcasting_sends_once_and_announce_sends_until_closed() {
     let dir = TempDir::new("broadcasting");
     let (peer, _lines) = peer(own_started_at(), PORT, &dir, Options::default());
     let (callback, events, probe, _reports) = fakes(Settles::Never);
-    peer.start_listening(callback, events).unwrap();
+    peer.listen_on_runtime(callback, events).unwrap();
 
     assert!(!peer.announce(), "nothing to announce before start_broadcasting");
     assert_eq!(peer.stats().sent, 0);
@@ -495,7 +579,7 @@ async fn a_peer_that_is_shutting_down_stops_announcing_and_does_not_start_again(
     // Broadcasting when the younger instance is heard: `announce` says stop.
     let (broadcasting, _lines) = peer(own, PORT, &dir, Options::default());
     let (callback, events, probe, _reports) = fakes(Settles::Never);
-    broadcasting.start_listening(callback, events).unwrap();
+    broadcasting.listen_on_runtime(callback, events).unwrap();
     assert!(broadcasting.start_broadcasting().unwrap());
     announce_younger(&loopback_sender(&broadcasting), PORT, own, 1, 1);
     until("the callback", || probe.calls() == 1).await;
@@ -510,7 +594,7 @@ async fn a_peer_that_is_shutting_down_stops_announcing_and_does_not_start_again(
     let dir = TempDir::new("shutting-down-2");
     let (quiet, lines) = peer(own, PORT, &dir, Options::default());
     let (callback, events, probe, _reports) = fakes(Settles::Never);
-    quiet.start_listening(callback, events).unwrap();
+    quiet.listen_on_runtime(callback, events).unwrap();
     announce_younger(&loopback_sender(&quiet), PORT, own, 1, 1);
     until("the callback", || probe.calls() == 1).await;
     assert!(!quiet.start_broadcasting().unwrap());
@@ -531,9 +615,9 @@ async fn a_younger_peer_makes_the_older_one_hand_over_and_not_the_reverse() {
     let (old, _) = peer(old_started_at, PORT, &dir, Options::default());
     let (new, _) = peer(old_started_at + 1_000, PORT, &dir, Options::default());
     let (callback, events, old_probe, _old_reports) = fakes(Settles::Now(Ok(())));
-    old.start_listening(callback, events).unwrap();
+    old.listen_on_runtime(callback, events).unwrap();
     let (callback, events, new_probe, _new_reports) = fakes(Settles::Never);
-    new.start_listening(callback, events).unwrap();
+    new.listen_on_runtime(callback, events).unwrap();
 
     assert!(old.start_broadcasting().unwrap());
     until("the new peer to hear the old one", || new.stats().older == 1).await;
