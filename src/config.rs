@@ -65,12 +65,14 @@ pub const ENVIRONMENT_VARIABLES: [&str; 12] = [
 pub enum ConfigError {
     Type(String),
     Range(String),
+    /// A value of the right type that can never be valid (a NUL inside a string).
+    Value(String),
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Type(m) | ConfigError::Range(m) => f.write_str(m),
+            ConfigError::Type(m) | ConfigError::Range(m) | ConfigError::Value(m) => f.write_str(m),
         }
     }
 }
@@ -250,8 +252,33 @@ impl Source<'_> {
     }
 }
 
+impl Options {
+    /// Refuses a NUL in any string option, naming the option: no address,
+    /// name, path or level can hold one, and the OS calls that take them
+    /// would cut it short or fail later.
+    pub fn refuse_nul(&self) -> Result<(), ConfigError> {
+        let strings = [
+            (&self.address, "options.address"),
+            (&self.network_mode, "options.networkMode"),
+            (&self.network_interface, "options.networkInterface"),
+            (&self.handover_complete_path, "options.handoverCompletePath"),
+            (&self.service_name, "options.serviceName"),
+            (&self.secret, "options.secret"),
+            (&self.log_level, "options.logLevel"),
+        ];
+        match strings
+            .into_iter()
+            .find(|(value, _)| value.as_deref().is_some_and(|v| v.contains('\0')))
+        {
+            Some((_, name)) => Err(nul_in(name)),
+            None => Ok(()),
+        }
+    }
+}
+
 impl PeerConfig {
     pub fn resolve(options: &Options, env: &Environment) -> Result<Self, ConfigError> {
+        options.refuse_nul()?;
         let source = Source { env };
         let channel = source.channel(
             options,
@@ -375,6 +402,7 @@ impl PeerConfig {
 
 impl StatusConfig {
     pub fn resolve(options: &Options, env: &Environment) -> Result<Self, ConfigError> {
+        options.refuse_nul()?;
         let source = Source { env };
         Ok(StatusConfig {
             channel: source.channel(
@@ -388,11 +416,10 @@ impl StatusConfig {
     }
 }
 
-/// NUL pads names on the wire: one inside a name would cut it short there.
+/// No option or name may hold a NUL: the wire format pads names with it,
+/// and the OS takes addresses, names and paths as C strings.
 fn nul_in(what: &str) -> ConfigError {
-    ConfigError::Type(format!(
-        "{what} must not contain a NUL character: the wire format pads names with NUL"
-    ))
+    ConfigError::Value(format!("{what} must not contain a NUL character"))
 }
 
 /// What a status message will carry, checked once, at construction: the
@@ -411,7 +438,10 @@ pub fn status_identity(
     let parsed = addresses
         .iter()
         .enumerate()
-        .map(|(i, text)| parse_ipv4(text, &format!("addresses[{i}]")))
+        .map(|(i, text)| match text.contains('\0') {
+            true => Err(nul_in(&format!("addresses[{i}]"))),
+            false => parse_ipv4(text, &format!("addresses[{i}]")),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let addresses = StatusAddresses::new(parsed).map_err(|e| match e {
         StatusAddressesError::TooMany { count } => ConfigError::Range(format!(
@@ -697,6 +727,7 @@ impl ChannelSettings {
     /// Resolves as `PeerConfig::resolve` (handover) or `StatusConfig::resolve`
     /// (status) do, reading only the channel's options and the log level.
     pub fn resolve(kind: ChannelKind, options: &Options, env: &Environment) -> Result<Self, ConfigError> {
+        options.refuse_nul()?;
         let source = Source { env };
         let (port_key, address_key) = kind.variables();
         let channel = source.channel(options, port_key, address_key, kind.default_port())?;
@@ -915,19 +946,53 @@ mod tests {
 
     #[test]
     fn a_nul_in_a_service_name_is_refused_rather_than_cut_short_on_the_wire() {
-        assert!(matches!(status_identity(0, "ap\0i", &[]), Err(ConfigError::Type(m)) if m.contains("NUL")));
+        assert!(matches!(status_identity(0, "ap\0i", &[]), Err(ConfigError::Value(m)) if m.contains("NUL")));
         let options = Options {
             service_name: Some("ap\0i".into()),
             ..Options::default()
         };
         assert!(
-            matches!(PeerConfig::resolve(&options, &env(&[])), Err(ConfigError::Type(m)) if m.contains("options.serviceName"))
+            matches!(PeerConfig::resolve(&options, &env(&[])), Err(ConfigError::Value(m)) if m.contains("options.serviceName"))
         );
         // Node's environment cannot hold a NUL; a map that does is refused, not shortened.
         assert!(matches!(
             PeerConfig::resolve(&Options::default(), &env(&[("BALENA_SERVICE_NAME", &format!("{}\0", "a".repeat(70)))])),
-            Err(ConfigError::Type(m)) if m.contains("BALENA_SERVICE_NAME")
+            Err(ConfigError::Value(m)) if m.contains("BALENA_SERVICE_NAME")
         ));
+    }
+
+    #[test]
+    fn every_string_option_refuses_a_nul_by_name() {
+        type SetOption = fn(&mut Options);
+        let cases: [(&str, SetOption); 7] = [
+            ("options.address", |o| o.address = Some("127.0.0.1\0".into())),
+            ("options.networkMode", |o| o.network_mode = Some("host\0".into())),
+            ("options.networkInterface", |o| {
+                o.network_interface = Some("l\0o".into())
+            }),
+            ("options.handoverCompletePath", |o| {
+                o.handover_complete_path = Some("/tmp/x\0".into())
+            }),
+            ("options.serviceName", |o| o.service_name = Some("a\0".into())),
+            ("options.secret", |o| o.secret = Some("s\0".into())),
+            ("options.logLevel", |o| o.log_level = Some("info\0".into())),
+        ];
+        for (name, set) in cases {
+            let mut options = Options::default();
+            set(&mut options);
+            let expected = format!("{name} must not contain a NUL character");
+            assert_eq!(
+                PeerConfig::resolve(&options, &env(&[])).err(),
+                Some(ConfigError::Value(expected.clone()))
+            );
+            assert_eq!(
+                StatusConfig::resolve(&options, &env(&[])).err(),
+                Some(ConfigError::Value(expected))
+            );
+        }
+        assert!(
+            matches!(status_identity(0, "api", &["10.0.0.1\0".into()]), Err(ConfigError::Value(m)) if m.starts_with("addresses[0]"))
+        );
     }
 
     #[test]
