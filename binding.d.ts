@@ -19,8 +19,17 @@ export declare class NativePeer {
    * handing over. Like the original's interval, it keeps the process alive.
    */
   startBroadcasting(): void
-  /** Binds and joins, then reads the socket on this JS thread (see `uv`). */
+  /**
+   * Binds and joins, then reads the socket on this JS thread (see
+   * `uv`); where the host's loop cannot watch a socket (Bun), on the
+   * runtime thread, calling back through a threadsafe function.
+   */
   startListening(callback: () => Promise<string | null>, onHandover: (report: HandoverReport) => void): void
+  /**
+   * The original's writable `shuttingDown` field: `true` holds the peer
+   * (younger instances are ignored, broadcasting does not start).
+   */
+  hold(held: boolean): void
   stats(): HandoverStats
   close(): void
   /** Writes a log line with this peer's context and level filter. */

@@ -4,12 +4,15 @@
 //! Errors are thrown in one place (`Failure`), with the JS class and a
 //! stable `code` that `index.js` and users can branch on.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use napi::bindgen_prelude::JsObjectValue;
 use napi::bindgen_prelude::{BigInt, Buffer, Function, FunctionRef, Promise, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Error, JsValue, Result, Status};
@@ -18,11 +21,12 @@ use napi_derive::napi;
 use crate::config::{self, ConfigError, Options, PeerConfig, StatusConfig};
 use crate::lifecycle::CloseHandle;
 use crate::log::{Level, Logger};
-use crate::peer::{CallbackCalled, CallbackSettled, Events, Peer, PeerError, ShuttingDown};
+use crate::net::NextRead;
+use crate::peer::{CallbackCalled, CallbackFailure, CallbackSettled, Events, Peer, PeerError, ShuttingDown};
 use crate::stats::Snapshot;
 use crate::status::{KeepAlive, StatusChannel, StatusSink};
 use crate::time_value::{time_value, InvalidTime};
-use crate::uv::{Ticker, Watch};
+use crate::uv::{self, Readiness, Then, Ticker, Watch};
 use crate::wire::{self, StatusMessage};
 
 mod packet_description;
@@ -191,9 +195,14 @@ pub struct HandoverReport {
     pub complete_file_error: Option<String>,
 }
 
-/// Receives the handover report; weak: the listener's watch is what keeps
-/// the process alive while listening and handing over.
-type ReportFunction = ThreadsafeFunction<HandoverReport, Unknown<'static>, HandoverReport, Status, false, true>;
+/// Receives the handover report. Referenced: whoever holds it (the listener
+/// while it listens, the handover task until the report is out) keeps the
+/// process alive, whatever `close()` does meanwhile.
+type ReportFunction = ThreadsafeFunction<HandoverReport, Unknown<'static>, HandoverReport, Status, false>;
+/// The wrapped shutdown callback, called from the runtime thread (hosts
+/// whose loop cannot watch a socket for us). Referenced, as a listening
+/// socket would be.
+type RemoteCallbackFunction = ThreadsafeFunction<(), Promise<Option<String>>, (), Status, false>;
 /// The wrapped shutdown callback, resolving to `null` or to the error's text.
 /// Called with no argument: building the event costs the handover path
 /// several microseconds, so JS asks for it (`shuttingDownEvent`) only when
@@ -231,9 +240,8 @@ impl Events for JsReports {
         let registration = self.registration;
         self.report
             .call_with_return_value(report, ThreadsafeFunctionCallMode::NonBlocking, move |_, env| {
-                if let Some(open) = OpenObjects::get(&env, registration) {
-                    open.watch = None;
-                }
+                let watch = OpenObjects::with(&env, registration, |open| open.watch.take())?;
+                drop(watch);
                 Ok(())
             });
     }
@@ -285,26 +293,13 @@ impl JsShutdown {
     fn call(self) -> CallbackCalled {
         let returned = self.call_in_scope();
         // Announcing has stopped (the peer is handing over): let the ticker go now.
-        if let Some(open) = OpenObjects::get(&Env::from_raw(self.env), self.registration) {
-            open.ticker = None;
+        if let Ok(ticker) = OpenObjects::with(&Env::from_raw(self.env), self.registration, |open| open.ticker.take()) {
+            drop(ticker);
         }
-        let settled: CallbackSettled = match returned {
-            Ok(promise) => Box::pin(async move {
-                match promise.await {
-                    Ok(None) => Ok(()),
-                    Ok(Some(error)) => Err(error),
-                    Err(e) => Err(e.reason.clone()),
-                }
-            }),
-            Err(e) => {
-                let reason = format!("cannot call the shutdown callback: {}", e.reason);
-                Box::pin(async move { Err(reason) })
-            }
-        };
-        // The watch keeps the process alive until the report is out.
         CallbackCalled {
-            settled,
-            keep_alive: Box::new(()),
+            // The wrapper (index.js) never throws: a call that fails is JS
+            // that cannot run any more, an environment that is ending.
+            settled: returned.map_or_else(|_| ended(), settled),
         }
     }
 
@@ -328,11 +323,60 @@ impl JsShutdown {
     }
 }
 
+/// What the wrapped callback's Promise settles to, for the handover task.
+fn settled(promise: Promise<Option<String>>) -> CallbackSettled {
+    Box::pin(async move {
+        match promise.await {
+            Ok(None) => Ok(()),
+            Ok(Some(error)) => Err(CallbackFailure::Failed(error)),
+            Err(e) => Err(CallbackFailure::Failed(e.reason.clone())),
+        }
+    })
+}
+
+/// The callback could not run: its environment is ending.
+fn ended() -> CallbackSettled {
+    Box::pin(std::future::ready(Err(CallbackFailure::EnvironmentEnded)))
+}
+
+/// Calls the wrapped shutdown callback from the runtime thread, through a
+/// threadsafe function: for hosts whose loop cannot watch a socket for us.
+fn remote_shutdown(function: RemoteCallbackFunction) -> impl FnOnce(ShuttingDown) -> CallbackCalled + Send {
+    move |_| {
+        let (returned, promise) = tokio::sync::oneshot::channel();
+        let queued = function.call_with_return_value((), ThreadsafeFunctionCallMode::NonBlocking, move |result, _| {
+            let _ = returned.send(result.ok());
+            Ok(())
+        });
+        if queued != Status::Ok {
+            return CallbackCalled { settled: ended() };
+        }
+        CallbackCalled {
+            settled: Box::pin(async move {
+                match promise.await {
+                    Ok(Some(promise)) => settled(promise).await,
+                    // Not called (the environment is ending), or JS could not run it.
+                    _ => Err(CallbackFailure::EnvironmentEnded),
+                }
+            }),
+        }
+    }
+}
+
 impl Drop for JsShutdown {
     fn drop(&mut self) {
         // SAFETY: dropped on the JS thread (by the watch or after the call).
         unsafe { sys::napi_async_destroy(self.env, self.context) };
     }
+}
+
+/// Whether the host's event loop can watch a socket for us. Bun exports
+/// libuv's poll functions as stubs that abort the process, which a symbol
+/// lookup cannot tell from the real thing: so the host is asked who it is.
+fn host_loop_watches_sockets(env: &Env) -> Result<bool> {
+    let process: napi::bindgen_prelude::Object = env.get_global()?.get_named_property("process")?;
+    let versions: napi::bindgen_prelude::Object = process.get_named_property("versions")?;
+    Ok(!versions.has_named_property("bun")?)
 }
 
 fn check(status: sys::napi_status) -> Result<()> {
@@ -350,6 +394,8 @@ enum Failure {
     Type(String),
     /// A value outside its limits: `RangeError`, `ERR_OUT_OF_RANGE`.
     Range(String),
+    /// A value that can never be valid (a NUL in a string): `TypeError`, `ERR_INVALID_ARG_VALUE`.
+    Value(String),
     /// The object was closed: `Error`, `ERR_HANDOVER_CLOSED`.
     Closed(String),
     /// The OS refused a socket: `Error`, `ERR_HANDOVER_SOCKET`.
@@ -361,6 +407,7 @@ impl Failure {
         match self {
             Failure::Type(_) => "ERR_INVALID_ARG_TYPE",
             Failure::Range(_) => "ERR_OUT_OF_RANGE",
+            Failure::Value(_) => "ERR_INVALID_ARG_VALUE",
             Failure::Closed(_) => "ERR_HANDOVER_CLOSED",
             Failure::Socket(_) => "ERR_HANDOVER_SOCKET",
         }
@@ -370,9 +417,9 @@ impl Failure {
     fn throw(self, env: &Env) -> Error {
         let code = self.code();
         let thrown = match &self {
-            Failure::Type(message) => env.throw_type_error(message, Some(code)),
-            Failure::Range(message) => env.throw_range_error(message, Some(code)),
-            Failure::Closed(message) | Failure::Socket(message) => env.throw_error(message, Some(code)),
+            Failure::Type(message) | Failure::Value(message) => env.throw_type_error(&printable(message), Some(code)),
+            Failure::Range(message) => env.throw_range_error(&printable(message), Some(code)),
+            Failure::Closed(message) | Failure::Socket(message) => env.throw_error(&printable(message), Some(code)),
         };
         match thrown {
             Ok(()) => Error::new(Status::PendingException, code.to_string()),
@@ -381,11 +428,21 @@ impl Failure {
     }
 }
 
+/// napi makes a C string of a message: a NUL the message quotes from a
+/// value would make the throw itself fail (a `GenericFailure` instead).
+fn printable(message: &str) -> std::borrow::Cow<'_, str> {
+    match message.contains('\0') {
+        true => message.replace('\0', "\\0").into(),
+        false => message.into(),
+    }
+}
+
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
         match e {
             ConfigError::Type(message) => Failure::Type(message),
             ConfigError::Range(message) => Failure::Range(message),
+            ConfigError::Value(message) => Failure::Value(message),
         }
     }
 }
@@ -460,6 +517,12 @@ fn log_at(log: &Logger, level: &str, message: &str) {
 /// would leak the hook's memory, which napi cannot free once removed.
 /// It also holds what a peer runs on this thread's loop (`uv`), which only
 /// this thread may touch: its listener's watch and its announcement ticker.
+///
+/// Reached through a `RefCell` behind an `Rc` that is cloned out of napi's
+/// instance data at once: no `&mut` to it outlives a call, and a borrow that
+/// overlaps another (a bug) fails loudly as a JS error instead of aliasing.
+/// Watches and tickers are taken out before they are dropped, so dropping
+/// one never runs inside a borrow.
 #[derive(Default)]
 struct OpenObjects {
     next_key: u64,
@@ -472,44 +535,64 @@ struct Open {
     ticker: Option<Ticker>,
 }
 
+type Registry = Rc<RefCell<OpenObjects>>;
+
 impl OpenObjects {
-    /// This environment's set, made on first use. Only the JS thread calls it.
-    fn of(env: &Env) -> Result<&'static mut OpenObjects> {
-        if env.get_instance_data::<OpenObjects>()?.is_none() {
-            env.set_instance_data(OpenObjects::default(), (), |mut teardown| {
-                for (_, open) in teardown.value.objects.drain() {
-                    open.handle.close();
-                }
-            })?;
+    /// This environment's registry, made on first use. JS thread only.
+    fn of(env: &Env) -> Result<Registry> {
+        if let Some(registry) = env.get_instance_data::<Registry>()? {
+            return Ok(registry.clone());
         }
-        env.get_instance_data::<OpenObjects>()?
-            .ok_or_else(|| Error::from_reason("the environment's instance data is missing"))
+        let registry = Registry::default();
+        env.set_instance_data(registry.clone(), (), |teardown| {
+            // Taken out first: closing and dropping run outside the borrow.
+            let objects = match teardown.value.try_borrow_mut() {
+                Ok(mut open) => std::mem::take(&mut open.objects),
+                Err(_) => unreachable!("the registry is borrowed while its environment is torn down"),
+            };
+            for (_, open) in objects {
+                open.handle.environment_ended();
+            }
+        })?;
+        Ok(registry)
+    }
+
+    /// Runs `f` on the registry, failing loudly if it is already in use.
+    fn borrow<R>(env: &Env, f: impl FnOnce(&mut OpenObjects) -> R) -> Result<R> {
+        let registry = Self::of(env)?;
+        let mut open = registry
+            .try_borrow_mut()
+            .map_err(|_| Error::from_reason("handover: the object registry is already in use (a re-entrant call)"))?;
+        Ok(f(&mut open))
     }
 
     fn add(env: &Env, handle: CloseHandle) -> Result<u64> {
-        let open = Self::of(env)?;
-        // Objects that were collected without close() are gone: forget them.
-        open.objects.retain(|_, open| open.handle.alive());
-        open.next_key += 1;
-        let object = Open {
-            handle,
-            watch: None,
-            ticker: None,
-        };
-        open.objects.insert(open.next_key, object);
-        Ok(open.next_key)
+        Self::borrow(env, |open| {
+            // Objects that were collected without close() are gone: forget them.
+            open.objects.retain(|_, open| open.handle.alive());
+            open.next_key += 1;
+            let object = Open {
+                handle,
+                watch: None,
+                ticker: None,
+            };
+            open.objects.insert(open.next_key, object);
+            open.next_key
+        })
     }
 
-    /// The object's entry, while it is open.
-    fn get(env: &Env, key: u64) -> Option<&'static mut Open> {
-        Self::of(env).ok()?.objects.get_mut(&key)
+    /// Runs `f` on the object's entry while it is open; what `f` takes out
+    /// (a watch, a ticker) is dropped by the caller, after the borrow.
+    fn with<R>(env: &Env, key: u64, f: impl FnOnce(&mut Open) -> Option<R>) -> Result<Option<R>> {
+        Self::borrow(env, |open| open.objects.get_mut(&key).and_then(f))
     }
 
-    /// Forgets a closed object; dropping its watch and ticker stops them.
-    fn remove(env: &Env, key: u64) {
-        if let Ok(open) = Self::of(env) {
-            open.objects.remove(&key);
-        }
+    /// Forgets a closed object; its watch and ticker stop once dropped,
+    /// after the borrow.
+    fn remove(env: &Env, key: u64) -> Result<()> {
+        let removed = Self::borrow(env, |open| open.objects.remove(&key))?;
+        drop(removed);
+        Ok(())
     }
 }
 
@@ -600,7 +683,8 @@ impl NativePeer {
         let start = Instant::now();
         let mut due = self.peer.announcement_offsets();
         let first = due.next().unwrap_or_default();
-        let ticker = Ticker::start(env.get_uv_event_loop()?, first, move || {
+        let api = uv::node_api().map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
+        let ticker = Ticker::start(api, env.get_uv_event_loop()?, first, move || {
             if !peer.announce() {
                 return None;
             }
@@ -608,13 +692,14 @@ impl NativePeer {
             Some((start + due.next()?).saturating_duration_since(Instant::now()))
         })
         .map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
-        if let Some(open) = OpenObjects::get(&env, self.registration) {
-            open.ticker = Some(ticker);
-        }
+        let stale = OpenObjects::with(&env, self.registration, |open| open.ticker.replace(ticker))?;
+        drop(stale);
         Ok(())
     }
 
-    /// Binds and joins, then reads the socket on this JS thread (see `uv`).
+    /// Binds and joins, then reads the socket on this JS thread (see
+    /// `uv`); where the host's loop cannot watch a socket (Bun), on the
+    /// runtime thread, calling back through a threadsafe function.
     #[napi]
     pub fn start_listening(
         &self,
@@ -622,11 +707,19 @@ impl NativePeer {
         #[napi(ts_arg_type = "(report: HandoverReport) => void")] on_handover: ReportFunction,
         env: Env,
     ) -> Result<()> {
-        let shutdown = JsShutdown::new(&env, callback, self.registration)?;
         let events = Arc::new(JsReports {
             report: on_handover,
             registration: self.registration,
         });
+        if !host_loop_watches_sockets(&env)? {
+            let remote = remote_shutdown(callback.build_threadsafe_function().build()?);
+            return self
+                .peer
+                .listen_on_runtime(Box::new(remote), events)
+                .map_err(thrown(&env));
+        }
+        let api = uv::node_api().map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
+        let shutdown = JsShutdown::new(&env, callback, self.registration)?;
         let listener = self
             .peer
             .listen(move |_: ShuttingDown| shutdown.call(), events)
@@ -635,12 +728,29 @@ impl NativePeer {
             return Ok(());
         };
         let socket = Watch::socket_of(listener.socket());
-        let watch = Watch::start(env.get_uv_event_loop()?, socket, move || listener.readable())
-            .map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
-        if let Some(open) = OpenObjects::get(&env, self.registration) {
-            open.watch = Some(watch);
-        }
+        let watch = Watch::start(api, env.get_uv_event_loop()?, socket, move |readiness| {
+            let next = match readiness {
+                Readiness::Ready => listener.readable(),
+                Readiness::Failed(e) => listener.socket_failed(e),
+            };
+            match next {
+                NextRead::After(pause) => Then::After(pause),
+                // The poll reports a socket that still holds packets again
+                // on the loop's next turn.
+                NextRead::Now | NextRead::WhenReadable => Then::Wait,
+            }
+        })
+        .map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
+        let stale = OpenObjects::with(&env, self.registration, |open| open.watch.replace(watch))?;
+        drop(stale);
         Ok(())
+    }
+
+    /// The original's writable `shuttingDown` field: `true` holds the peer
+    /// (younger instances are ignored, broadcasting does not start).
+    #[napi]
+    pub fn hold(&self, held: bool) {
+        self.peer.hold(held);
     }
 
     #[napi]
@@ -649,9 +759,9 @@ impl NativePeer {
     }
 
     #[napi]
-    pub fn close(&self, node: Env) {
+    pub fn close(&self, node: Env) -> Result<()> {
         self.peer.close();
-        OpenObjects::remove(&node, self.registration);
+        OpenObjects::remove(&node, self.registration)
     }
 
     /// Writes a log line with this peer's context and level filter.
@@ -747,9 +857,9 @@ impl NativeStatus {
     }
 
     #[napi]
-    pub fn close(&self, node: Env) {
+    pub fn close(&self, node: Env) -> Result<()> {
         self.channel.close();
-        OpenObjects::remove(&node, self.registration);
+        OpenObjects::remove(&node, self.registration)
     }
 
     #[napi]
