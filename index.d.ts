@@ -38,10 +38,17 @@ export type { HandoverStatusMessage } from './binding'
 import type { HandoverStatusMessage } from './binding'
 
 export interface HandoverContext {
-  /** Shown in every log line. */
+  /** Shown in every log line (a non-string id is shown as text, as handover-lib did). */
   id: string
   [key: string]: unknown
 }
+
+/**
+ * When an instance started: a Date, or (as handover-lib took it) ms since
+ * the epoch as a number, a bigint, a string of digits, or anything whose
+ * `valueOf()` gives one of those.
+ */
+export type StartedAt = Date | number | bigint | string | { valueOf(): number | bigint | string }
 
 /**
  * Coordinates the hand-over between the old and the new instance of a service
@@ -54,16 +61,20 @@ export declare class HandoverPeer extends EventEmitter {
    * @param context `{ id }` shown in log lines; default `PID<pid>-[<0..1000>]-`.
    * @param options settings that win over the environment.
    */
-  constructor(startedAt: Date, context?: HandoverContext, options?: HandoverOptions)
-  /** The very Date object passed to the constructor. */
+  constructor(startedAt: StartedAt, context?: HandoverContext, options?: HandoverOptions)
+  /** The very value passed to the constructor (a Date, as documented). */
   readonly startedAt: Date
   context: HandoverContext
   /** UDP port announcements use. */
   readonly shutdownPort: number
   /** Address announcements are sent to. */
   readonly shutdownBroadcastAddress: string
-  /** True once a younger instance was heard. */
-  readonly shuttingDown: boolean
+  /**
+   * True once a younger instance was heard. Writable, as handover-lib's field
+   * was: `true` makes the peer ignore younger instances and not start
+   * broadcasting; `false` undoes that (a handover already begun stays).
+   */
+  shuttingDown: boolean
   /** Random id carried in announcements; between two instances with the same `startedAt`, the higher id survives. */
   readonly instanceId: string
   /** Resolves once this instance has handed over (callback settled, file written or failed). Never rejects. */
@@ -105,7 +116,7 @@ export declare class HandoverStatus extends EventEmitter {
    * @param serviceName at most 63 bytes of UTF-8.
    * @param addresses at most 10 IPv4 addresses.
    */
-  constructor(startedAt: Date, serviceName: string, addresses: string[], context?: HandoverContext, options?: HandoverOptions)
+  constructor(startedAt: StartedAt, serviceName: string, addresses: string[], context?: HandoverContext, options?: HandoverOptions)
   readonly startedAt: Date
   readonly serviceName: string
   readonly addresses: string[]

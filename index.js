@@ -5,7 +5,6 @@
 // error classes. Everything else happens in Rust (src/).
 
 const { EventEmitter } = require('node:events')
-const { performance } = require('node:perf_hooks')
 const native = require('./binding.js')
 
 const ENVIRONMENT_VARIABLES = native.environmentVariables()
@@ -22,7 +21,7 @@ function environment() {
 
 /**
  * Error codes, as on the errors this package throws (`error.code`):
- * ERR_INVALID_ARG_TYPE (TypeError), ERR_OUT_OF_RANGE (RangeError),
+ * ERR_INVALID_ARG_TYPE and ERR_INVALID_ARG_VALUE (TypeError), ERR_OUT_OF_RANGE (RangeError),
  * ERR_HANDOVER_CLOSED and ERR_HANDOVER_SOCKET (Error). The native side throws
  * with class and code already; only napi's own conversion failures (a value
  * of the wrong JS type for a typed parameter) are translated here.
@@ -30,6 +29,7 @@ function environment() {
 const CODES = {
   INVALID_ARG_TYPE: 'ERR_INVALID_ARG_TYPE',
   OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
+  INVALID_ARG_VALUE: 'ERR_INVALID_ARG_VALUE',
   CLOSED: 'ERR_HANDOVER_CLOSED',
   SOCKET: 'ERR_HANDOVER_SOCKET',
 }
@@ -73,21 +73,42 @@ function conversionMessage(message) {
 }
 
 /**
- * Only JS can tell a Date, so that is checked here; whether its time value
- * is valid (an Invalid Date, or out of range) is checked natively, once,
- * with every other time (src/time_value.rs).
+ * The time value of `startedAt` in ms. A Date, as documented; and, as the
+ * original took them (it read `BigInt(startedAt.valueOf())`, or the string
+ * itself), a number, a bigint, a string of decimal digits, or any object
+ * whose `valueOf()` gives one of those. Whether the time is valid (an
+ * Invalid Date, a fraction, out of range) is checked natively, once, with
+ * every other time (src/time_value.rs).
  */
-function checkDate(value, name) {
-  if (Object.prototype.toString.call(value) !== '[object Date]') {
-    throw argumentError(`${name} must be a Date; got ${describe(value)}`)
+function timeValue(value, name) {
+  if (Object.prototype.toString.call(value) === '[object Date]') return value.valueOf()
+  let primitive = value
+  if (value !== null && (typeof value === 'object' || typeof value === 'function')) {
+    try {
+      primitive = value.valueOf()
+    } catch {
+      primitive = undefined
+    }
   }
+  if (typeof primitive === 'number') return primitive
+  if (typeof primitive === 'bigint') return Number(primitive)
+  if (typeof primitive === 'string' && /^-?\d+$/.test(primitive.trim())) return Number(primitive.trim())
+  throw argumentError(
+    `${name} must be a Date (or a number of ms since the epoch, as handover-lib took); got ${describe(value)}`,
+  )
 }
 
-function checkContext(context) {
-  if (context === undefined || context === null) return
-  if (typeof context !== 'object' || typeof context.id !== 'string') {
-    throw argumentError(`context must be an object with a string id; got ${describe(context)}`)
+/**
+ * The context id logs carry. The original interpolated `context.id` into
+ * its lines whatever it was, so anything is taken, as text.
+ */
+function contextOf(context) {
+  if (context === undefined || context === null) return defaultContext()
+  if (typeof context === 'object' || typeof context === 'function') {
+    if (typeof context.id === 'string') return context
+    return { ...context, id: context.id === undefined ? defaultContext().id : String(context.id) }
   }
+  return { id: String(context) }
 }
 
 /** Splits the options into what the native side reads and the JS logger. */
@@ -200,6 +221,7 @@ class Channel extends EventEmitter {
   }
 
   close() {
+    Object.defineProperty(this, '_closed', { value: true, configurable: true })
     this._native.close()
   }
 
@@ -221,11 +243,10 @@ class Channel extends EventEmitter {
 class HandoverPeer extends Channel {
   constructor(startedAt, context, options) {
     super()
-    checkDate(startedAt, 'startedAt')
-    checkContext(context)
-    /** The very Date object given, so `instanceof Date` holds in the caller's realm. */
+    const startedAtMs = timeValue(startedAt, 'startedAt')
+    /** The very value given, so `instanceof Date` holds in the caller's realm. */
     this.startedAt = startedAt
-    this.context = context || defaultContext()
+    this.context = contextOf(context)
     const { native: nativeOptions, logSink } = checkOptions(options, this.context)
     let settle
     /** Resolves with the handover report once this instance handed over. */
@@ -235,11 +256,20 @@ class HandoverPeer extends Channel {
     Object.defineProperty(this, '_onHandover', {
       value: (report) => {
         settle(report)
-        this.emit('handover', report)
+        try {
+          this.emit('handover', report)
+        } catch (error) {
+          // A listener's throw reaches the process as any other would:
+          // 'uncaughtException', or the end of it. Native code, which
+          // called us, can do nothing with it.
+          process.nextTick(() => {
+            throw error
+          })
+        }
       },
     })
     const peer = call(
-      () => new native.NativePeer(startedAt.valueOf(), this.context.id, nativeOptions, environment(), logSink),
+      () => new native.NativePeer(startedAtMs, this.context.id, nativeOptions, environment(), logSink),
     )
     Object.defineProperty(this, '_native', { value: peer })
     this.shutdownPort = peer.port
@@ -249,6 +279,15 @@ class HandoverPeer extends Channel {
   /** True once a younger instance was heard. */
   get shuttingDown() {
     return this._native.shuttingDown
+  }
+
+  /**
+   * The original's field was writable: `true` made the peer ignore younger
+   * instances and not start broadcasting, `false` undid that. Kept so; a
+   * handover already begun is not undone.
+   */
+  set shuttingDown(value) {
+    this._native.hold(Boolean(value))
   }
 
   /** Random id carried in announcements; breaks ties between same-age instances. */
@@ -292,18 +331,17 @@ class HandoverPeer extends Channel {
 class HandoverStatus extends Channel {
   constructor(startedAt, serviceName, addresses, context, options) {
     super()
-    checkDate(startedAt, 'startedAt')
+    const startedAtMs = timeValue(startedAt, 'startedAt')
     if (typeof serviceName !== 'string') throw argumentError(`serviceName must be a string; got ${describe(serviceName)}`)
     checkAddresses(addresses)
-    checkContext(context)
     this.startedAt = startedAt
     this.serviceName = serviceName
     this.addresses = addresses.slice()
-    this.context = context || defaultContext()
+    this.context = contextOf(context)
     const { native: nativeOptions, logSink } = checkOptions(options, this.context)
     const status = call(
       () =>
-        new native.NativeStatus(startedAt.valueOf(), serviceName, addresses, this.context.id, nativeOptions, environment(), logSink),
+        new native.NativeStatus(startedAtMs, serviceName, addresses, this.context.id, nativeOptions, environment(), logSink),
     )
     Object.defineProperty(this, '_native', { value: status })
     this.networkPort = status.port
@@ -323,6 +361,8 @@ class HandoverStatus extends Channel {
   startListening(callback) {
     checkFunction(callback, 'callback')
     const deliver = (message) => {
+      // Messages already queued when close() returned are not delivered.
+      if (this._closed) return
       try {
         const result = callback(message)
         if (result && typeof result.then === 'function') {

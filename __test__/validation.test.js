@@ -8,18 +8,43 @@ const now = new Date()
 
 describe('HandoverPeer', () => {
   test.each([
-    ['a number', 1700000000000],
-    ['a string', '2024-01-01'],
+    ['a date string', '2024-01-01'],
     ['undefined', undefined],
+    ['a boolean', true],
+    ['an object without a numeric valueOf', {}],
     ['an Invalid Date', new Date('nope')],
+    ['a number that is no time', Number.NaN],
   ])('startedAt as %s is a TypeError', (_, startedAt) => {
     expect(() => new HandoverPeer(startedAt)).toThrow(TypeError)
     expect(() => new HandoverPeer(startedAt)).toThrow(/startedAt/)
   })
 
-  test('a context without a string id is a TypeError', () => {
-    expect(() => new HandoverPeer(now, { id: 5 })).toThrow(/context must be an object with a string id/)
-    expect(() => new HandoverPeer(now, 'ctx')).toThrow(TypeError)
+  // What handover-lib took (it read `BigInt(startedAt.valueOf())`) works as it did.
+  test.each([
+    ['a number', 1700000000000],
+    ['a bigint', 1700000000000n],
+    ['a string of digits', '1700000000000'],
+    ['a Number object', Object(1700000000000)],
+    ['an object with a numeric valueOf', { valueOf: () => 1700000000000 }],
+  ])('startedAt as %s is taken as ms since the epoch', (_, startedAt) => {
+    const peer = new HandoverPeer(startedAt, undefined, { address: '127.0.0.1', port: 47_400 })
+    expect(peer.startedAt).toBe(startedAt)
+    expect(peer.shuttingDown).toBe(false)
+    peer.close()
+  })
+
+  test('a context id of any type is shown as text, as handover-lib interpolated it', async () => {
+    const lines = []
+    const logger = (level, message) => lines.push(message)
+    const options = { address: '127.0.0.1', port: 47_401, logger }
+    const peers = [new HandoverPeer(now, { id: 42 }, options), new HandoverPeer(now, 'ctx', options)]
+    expect(peers.map((peer) => peer.context.id)).toEqual(['42', 'ctx'])
+    // Log lines reach a custom logger on a later turn of the loop.
+    const seen = (prefix) => lines.some((line) => line.startsWith(prefix))
+    for (let i = 0; i < 200 && !(seen('[42] ') && seen('[ctx] ')); i++) await new Promise((r) => setTimeout(r, 10))
+    peers.forEach((peer) => peer.close())
+    expect(seen('[42] ')).toBe(true)
+    expect(seen('[ctx] ')).toBe(true)
   })
 
   test.each([

@@ -65,8 +65,10 @@ if (packet.kind === 'announcement' && !packet.extended) {
   packet.service
 }
 
-// @ts-expect-error startedAt must be a Date
-new HandoverPeer(Date.now())
+// As handover-lib took it: ms since the epoch; and its writable flag.
+new HandoverPeer(Date.now()).shuttingDown = true
+// @ts-expect-error startedAt is a Date or a time value, not a boolean
+new HandoverPeer(true)
 // @ts-expect-error networkMode is 'bridge' or 'host'
 new HandoverPeer(startedAt, undefined, { networkMode: 'overlay' })
 // @ts-expect-error the status timestamp is a bigint
