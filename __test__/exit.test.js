@@ -180,3 +180,53 @@ test('terminating a worker in the middle of a handover, and while it announces, 
   expect(result.code).toBe(0)
   expect(result.afterMarkMs).toBeLessThan(1000)
 })
+
+// A worker whose environment ends before its shutdown callback ran or
+// settled did not shut down in order: its peer must not write the complete
+// file (the supervisor would kill the container for a service that is gone
+// half-way), and it says so instead of blaming the callback.
+test.each([
+  [
+    'busy when the younger instance is heard, then terminated',
+    22360,
+    `old.startListening(async () => {})
+     parentPort.postMessage('ready')
+     parentPort.once('message', () => { const end = Date.now() + 3000; while (Date.now() < end); })`,
+    `worker.postMessage('be busy'); setTimeout(() => worker.terminate(), 300)`,
+  ],
+  [
+    'terminated inside its callback',
+    22361,
+    `old.startListening(() => { parentPort.postMessage('called'); return new Promise(() => {}) })
+     parentPort.postMessage('ready')`,
+    `worker.on('message', (m) => m === 'called' && worker.terminate())`,
+  ],
+  [
+    'calling process.exit() inside its callback',
+    22362,
+    `old.startListening(() => process.exit(0))
+     parentPort.postMessage('ready')`,
+    ``,
+  ],
+])('a worker %s writes no complete file and says its environment ended', async (_, port, inside, outside) => {
+  const result = await run(`${PRELUDE}${WORKER_PRELUDE}
+    const worker = inWorker(\`
+      const old = new HandoverPeer(new Date(1000), undefined, opts(${port}, { logLevel: 'warning' }))
+      ${inside.replace(/`/g, '\\`')}
+    \`)
+    const young = new HandoverPeer(new Date(), undefined, opts(${port}))
+    worker.once('message', () => {
+      young.startBroadcasting()
+      ${outside}
+    })
+    worker.on('exit', () => setTimeout(() => {
+      young.close()
+      console.log('MARK written', fs.existsSync(path.join(dir, 'done')))
+    }, 500))
+  `)
+  expect(result.out).toContain('MARK written false')
+  expect(result.out).toContain('JS environment ended')
+  expect(result.out).not.toContain('shutdownCallback failed')
+  expect(result.signal).toBeNull()
+  expect(result.code).toBe(0)
+})

@@ -329,7 +329,9 @@ fn settled(promise: Promise<Option<String>>) -> CallbackSettled {
         match promise.await {
             Ok(None) => Ok(()),
             Ok(Some(error)) => Err(CallbackFailure::Failed(error)),
-            Err(e) => Err(CallbackFailure::Failed(e.reason.clone())),
+            // The wrapper (index.js) never rejects: a promise that fails to
+            // settle was dropped with its environment.
+            Err(_) => Err(CallbackFailure::EnvironmentEnded),
         }
     })
 }
