@@ -99,24 +99,24 @@ function timeValue(value, name) {
 }
 
 /**
- * The context id logs carry. The original interpolated `context.id` into
- * its lines whatever it was, so anything is taken, as text.
+ * The context id log lines carry. The original kept whatever context it was
+ * given (a falsy one meant its default) and interpolated `context.id` into
+ * its lines, so any id is taken, as text; a context that is no object is
+ * its own id (the original's logger threw on one at its first line).
  */
-function contextOf(context) {
-  if (context === undefined || context === null) return defaultContext()
+function contextIdOf(context) {
   if (typeof context === 'object' || typeof context === 'function') {
-    if (typeof context.id === 'string') return context
-    return { ...context, id: context.id === undefined ? defaultContext().id : String(context.id) }
+    return context.id === undefined ? defaultContext().id : String(context.id)
   }
-  return { id: String(context) }
+  return String(context)
 }
 
 /** Splits the options into what the native side reads and the JS logger. */
-function checkOptions(options, context) {
+function checkOptions(options, contextId) {
   if (options === undefined || options === null) return { native: undefined, logSink: undefined }
   if (typeof options !== 'object') throw argumentError(`options must be an object; got ${describe(options)}`)
   const { logger, ...native } = options
-  return { native, logSink: logSinkFor(logger, context) }
+  return { native, logSink: logSinkFor(logger, contextId) }
 }
 
 const LOGGER_METHODS = {
@@ -135,14 +135,14 @@ const LOGGER_METHODS = {
  * error/warn/info/debug methods (console, pino, winston...). Lines then go
  * there instead of stdout.
  */
-function logSinkFor(logger, context) {
+function logSinkFor(logger, contextId) {
   if (logger === undefined || logger === null) return undefined
-  if (typeof logger === 'function') return guarded(({ level, message }) => logger(level, `[${context.id}] ${message}`))
+  if (typeof logger === 'function') return guarded(({ level, message }) => logger(level, `[${contextId}] ${message}`))
   if (typeof logger === 'object') {
     return guarded(({ level, message }) => {
       const method = LOGGER_METHODS[level] || 'info'
       const write = typeof logger[method] === 'function' ? logger[method] : logger.log
-      if (typeof write === 'function') write.call(logger, `[${context.id}] ${message}`)
+      if (typeof write === 'function') write.call(logger, `[${contextId}] ${message}`)
     })
   }
   throw argumentError(`options.logger must be a function or an object with error/warn/info/debug methods; got ${describe(logger)}`)
@@ -246,8 +246,9 @@ class HandoverPeer extends Channel {
     const startedAtMs = timeValue(startedAt, 'startedAt')
     /** The very value given, so `instanceof Date` holds in the caller's realm. */
     this.startedAt = startedAt
-    this.context = contextOf(context)
-    const { native: nativeOptions, logSink } = checkOptions(options, this.context)
+    this.context = context || defaultContext()
+    const contextId = contextIdOf(this.context)
+    const { native: nativeOptions, logSink } = checkOptions(options, contextId)
     let settle
     /** Resolves with the handover report once this instance handed over. */
     this.handover = new Promise((resolve) => {
@@ -269,7 +270,7 @@ class HandoverPeer extends Channel {
       },
     })
     const peer = call(
-      () => new native.NativePeer(startedAtMs, this.context.id, nativeOptions, environment(), logSink),
+      () => new native.NativePeer(startedAtMs, contextId, nativeOptions, environment(), logSink),
     )
     Object.defineProperty(this, '_native', { value: peer })
     this.shutdownPort = peer.port
@@ -337,11 +338,12 @@ class HandoverStatus extends Channel {
     this.startedAt = startedAt
     this.serviceName = serviceName
     this.addresses = addresses.slice()
-    this.context = contextOf(context)
-    const { native: nativeOptions, logSink } = checkOptions(options, this.context)
+    this.context = context || defaultContext()
+    const contextId = contextIdOf(this.context)
+    const { native: nativeOptions, logSink } = checkOptions(options, contextId)
     const status = call(
       () =>
-        new native.NativeStatus(startedAtMs, serviceName, addresses, this.context.id, nativeOptions, environment(), logSink),
+        new native.NativeStatus(startedAtMs, serviceName, addresses, contextId, nativeOptions, environment(), logSink),
     )
     Object.defineProperty(this, '_native', { value: status })
     this.networkPort = status.port

@@ -38,7 +38,7 @@ describe('HandoverPeer', () => {
     const logger = (level, message) => lines.push(message)
     const options = { address: '127.0.0.1', port: 47_401, logger }
     const peers = [new HandoverPeer(now, { id: 42 }, options), new HandoverPeer(now, 'ctx', options)]
-    expect(peers.map((peer) => peer.context.id)).toEqual(['42', 'ctx'])
+    expect(peers.map((peer) => peer.context)).toEqual([{ id: 42 }, 'ctx'])
     // Log lines reach a custom logger on a later turn of the loop.
     const seen = (prefix) => lines.some((line) => line.startsWith(prefix))
     for (let i = 0; i < 200 && !(seen('[42] ') && seen('[ctx] ')); i++) await new Promise((r) => setTimeout(r, 10))
