@@ -2,43 +2,26 @@
 //! of a balenaOS service, as a native Node.js addon that replaces the npm
 //! package `handover-lib`.
 //!
-//! Pure parts (no I/O): `wire` (byte formats), `config` (options >
-//! environment > defaults), `seniority` (who is younger), `auth` (MAC and
-//! replay guard), `stats`, `ticker` (schedules), `time_value` (times from JS).
-//! I/O: `net` (sockets), `clock` (wall and boot clocks), `complete` (the
-//! handover-complete file), `log`, `log_writer` (stdout without blocking).
-//! Behaviour: `peer` (the handover state machine), `status` (the status channel).
-//! JS glue: `js` (napi classes: convert, forward, map errors), `uv` (socket
-//! readiness on the JS thread, for the peer's listener).
+//! Four layers, each a folder; a layer uses only the ones above it in this
+//! list (docs/ARCHITECTURE.md draws it):
+//! - `protocol`: what goes on the wire and the rules about it, pure (no I/O,
+//!   no clock): byte formats, seniority, signatures, schedules, time values.
+//! - `config`: options > environment > defaults, resolved and checked once,
+//!   pure too.
+//! - `io`: the operating system and the host's event loop: sockets (one file
+//!   per platform), libuv handles, the complete file, clocks, log output,
+//!   the addon's runtime.
+//! - `channel`: behaviour: the handover peer's state machine, the status
+//!   channel, what they share, and closing them.
+//! - `js`: the N-API glue: convert, forward, map errors. Nothing else.
 #![deny(clippy::all)]
 
-pub mod auth;
-pub mod clock;
-pub mod complete;
+pub mod channel;
 pub mod config;
-pub mod describe;
-pub mod endpoint;
-pub mod lifecycle;
-pub mod log;
-pub mod log_writer;
-pub mod net;
-pub mod peer;
-pub mod runtime;
-pub mod seniority;
-pub mod stats;
-pub mod status;
-pub mod ticker;
-pub mod time_value;
-pub mod wire;
+pub mod io;
+pub mod protocol;
 
-// The glue needs a Node process; `cargo test` covers the pure modules and
-// `uv`, against a fake libuv.
+// The glue needs a Node process; `cargo test` covers every other layer
+// (`io::uv` against a fake libuv).
 #[cfg(not(test))]
 mod js;
-#[cfg_attr(test, allow(dead_code))]
-mod uv;
-
-#[cfg(test)]
-mod fuzz;
-#[cfg(test)]
-mod state_machine_tests;

@@ -1,4 +1,4 @@
-//! `describePacket`: `crate::describe` as typed JS objects, one interface per
+//! `describePacket`: `crate::protocol::describe` as typed JS objects, one interface per
 //! shape, so that `binding.d.ts` declares exactly what JS receives.
 //!
 //! Fields are declared in alphabetical order: `handover decode` lists them
@@ -7,7 +7,7 @@
 use napi::bindgen_prelude::{Buffer, Either4};
 use napi_derive::napi;
 
-use crate::describe::{self, ExtensionDescription};
+use crate::protocol::describe::{self, ExtensionDescription};
 
 /// An announcement as the original library sends it: 9 bytes, no extension.
 #[napi(object, object_from_js = false)]

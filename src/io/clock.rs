@@ -5,7 +5,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::wire::{BootStamp, BOOT_ID_LEN, INSTANCE_ID_LEN};
+use crate::protocol::wire::{BootStamp, BOOT_ID_LEN, INSTANCE_ID_LEN};
 
 const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 

@@ -221,7 +221,7 @@ pub fn js_date_string(time: SystemTime) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let iso = crate::log::iso_time(time); // YYYY-MM-DDTHH:MM:SS.mmmZ
+    let iso = crate::io::log::iso_time(time); // YYYY-MM-DDTHH:MM:SS.mmmZ
     let secs = match time.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs_f64().ceil() as i64),

@@ -34,18 +34,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::auth::{Refusal, Verifier, DEFAULT_REPLAY_WINDOW_MS};
-use crate::clock;
-use crate::complete;
+use crate::channel::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
+use crate::channel::lifecycle::{Closable, CloseHandle};
+use crate::channel::stats::{Outcome, Snapshot, Tally};
+use crate::channel::ChannelError;
 use crate::config::PeerConfig;
-use crate::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
-use crate::lifecycle::{Closable, CloseHandle};
-use crate::log::{Level, Logger};
-use crate::net::{Drain, Interface, NextRead, Packet};
-use crate::seniority::{judge, Identity, Verdict};
-use crate::stats::{Outcome, Snapshot, Tally};
-use crate::ticker;
-use crate::wire::{self, ExtensionFields, Freshness};
+use crate::io::clock;
+use crate::io::complete;
+use crate::io::log::{Level, Logger};
+use crate::io::net::{Drain, Interface, NextRead, Packet};
+use crate::protocol::auth::{Refusal, Verifier, DEFAULT_REPLAY_WINDOW_MS};
+use crate::protocol::schedule;
+use crate::protocol::seniority::{judge, Identity, Verdict};
+use crate::protocol::wire::{self, ExtensionFields, Freshness};
 
 /// Starts the user's shutdown callback at once, telling it who was heard.
 pub type ShutdownCallback = Box<dyn FnOnce(ShuttingDown) -> CallbackCalled + Send>;
@@ -94,28 +95,6 @@ pub struct HandoverReport {
     pub callback_timed_out: bool,
     pub complete_file: Option<String>,
     pub complete_file_error: Option<String>,
-}
-
-#[derive(Debug)]
-pub enum PeerError {
-    /// The object was closed; names its JS class.
-    Closed(&'static str),
-    Io(String),
-}
-
-impl PeerError {
-    pub fn sending_socket(e: std::io::Error) -> Self {
-        PeerError::Io(format!("cannot create the sending socket: {e}"))
-    }
-}
-
-impl std::fmt::Display for PeerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PeerError::Closed(class) => write!(f, "this {class} is closed"),
-            PeerError::Io(m) => f.write_str(m),
-        }
-    }
 }
 
 /// A handle on one peer; clones are the same peer.
@@ -221,7 +200,7 @@ impl Peer {
         let unsigned_announcement = wire::encode_extended(started_at_ms, &extension_fields(&identity, None));
         let ticker_started = format!(
             "ticker started. timestamp = {started_at_ms} ( {} )",
-            crate::log::iso_time_ms(started_at_ms)
+            crate::io::log::iso_time_ms(started_at_ms)
         )
         .into();
         Peer {
@@ -240,7 +219,7 @@ impl Peer {
     /// When `announce()` is due after `start_broadcasting()`, from the first
     /// announcement: the quick repeats below the heartbeat, then every heartbeat.
     pub fn announcement_offsets(&self) -> impl Iterator<Item = Duration> + Send + 'static {
-        ticker::announcement_offsets(self.core.config.heartbeat)
+        schedule::announcement_offsets(self.core.config.heartbeat)
     }
 
     /// True once a younger instance was heard, or while held (`hold`).
@@ -278,7 +257,7 @@ impl Peer {
     /// new instance is heard without waiting for any scheduler. `Ok(true)`
     /// when the caller should now call `announce()` at `announcement_offsets()`;
     /// `Ok(false)` when broadcasting already runs or the peer is shutting down.
-    pub fn start_broadcasting(&self) -> Result<bool, PeerError> {
+    pub fn start_broadcasting(&self) -> Result<bool, ChannelError> {
         let core = &self.core;
         let endpoint = &core.endpoint;
         let mut shared = endpoint.lock_open()?;
@@ -321,7 +300,7 @@ impl Peer {
     /// Binds and joins now, so that a port problem is reported at once, and
     /// returns the listener for the caller to drive. `None` when the peer
     /// already listens.
-    pub fn listen<C>(&self, callback: C, events: Arc<dyn Events>) -> Result<Option<Listener<C>>, PeerError>
+    pub fn listen<C>(&self, callback: C, events: Arc<dyn Events>) -> Result<Option<Listener<C>>, ChannelError>
     where
         C: FnOnce(ShuttingDown) -> CallbackCalled,
     {
@@ -351,7 +330,7 @@ impl Peer {
     /// Listens with the listener driven by a task on the runtime: for hosts
     /// whose event loop cannot watch a socket for us (Bun), and for the Rust
     /// tests. The task stops on `close()`, or once the report is out.
-    pub fn listen_on_runtime(&self, callback: ShutdownCallback, events: Arc<dyn Events>) -> Result<(), PeerError> {
+    pub fn listen_on_runtime(&self, callback: ShutdownCallback, events: Arc<dyn Events>) -> Result<(), ChannelError> {
         let reported = Arc::new(tokio::sync::Notify::new());
         let events = Arc::new(runtime_driver::Reported {
             events,
@@ -361,7 +340,7 @@ impl Peer {
             return Ok(());
         };
         let registered = runtime_driver::Readiness::new(listener.socket())
-            .map_err(|e| PeerError::Io(format!("cannot register {}: {e}", self.core.endpoint.role.socket)))?;
+            .map_err(|e| ChannelError::Io(format!("cannot register {}: {e}", self.core.endpoint.role.socket)))?;
         let endpoint = &self.core.endpoint;
         endpoint.run_listener(
             &mut endpoint.lock(),
@@ -591,7 +570,7 @@ impl<C: FnOnce(ShuttingDown) -> CallbackCalled> Listener<C> {
         let called = callback(event);
         // Not stopped by close(): a handover under way finishes, and the
         // task's `events` keep the process alive until the report is out.
-        crate::runtime::spawn(core.clone().hand_over(heard, from, called.settled, self.events.clone()));
+        crate::io::runtime::spawn(core.clone().hand_over(heard, from, called.settled, self.events.clone()));
     }
 }
 
@@ -664,7 +643,7 @@ mod runtime_driver {
             duplicate.set_nonblocking(true)?;
             let _entered = match tokio::runtime::Handle::try_current() {
                 Ok(_) => None,
-                Err(_) => Some(crate::runtime::enter()),
+                Err(_) => Some(crate::io::runtime::enter()),
             };
             Ok(Readiness(tokio::net::UdpSocket::from_std(duplicate)?))
         }

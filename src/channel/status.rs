@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
+use crate::channel::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
+use crate::channel::lifecycle::{Closable, CloseHandle};
+use crate::channel::stats::{Outcome, Snapshot, Tally};
+use crate::channel::ChannelError;
 use crate::config::StatusConfig;
-use crate::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
-use crate::lifecycle::{Closable, CloseHandle};
-use crate::log::Logger;
-use crate::net::Receiver;
-use crate::peer::PeerError;
-use crate::stats::{Outcome, Snapshot, Tally};
-use crate::ticker;
-use crate::wire::{self, StatusIdentity, StatusLabel, StatusMessage};
+use crate::io::log::Logger;
+use crate::io::net::Receiver;
+use crate::protocol::schedule;
+use crate::protocol::wire::{self, StatusIdentity, StatusLabel, StatusMessage};
 
 pub const UP_PERIOD: Duration = Duration::from_secs(10);
 pub const DOWN_PERIOD: Duration = Duration::from_millis(100);
@@ -107,18 +107,18 @@ impl StatusChannel {
 
     /// UP now and every 10 s; a second call while UP runs does nothing.
     /// Leaves DOWN running, as handover-lib does.
-    pub fn start_up(&self, keep_alive: Arc<dyn KeepAlive>) -> Result<(), PeerError> {
+    pub fn start_up(&self, keep_alive: Arc<dyn KeepAlive>) -> Result<(), ChannelError> {
         self.start(Announce::Up, keep_alive)
     }
 
     /// DOWN now and every 100 ms; a second call restarts the ticker. Leaves
     /// UP running, as handover-lib does: listeners hear both, and DOWN is
     /// terminal for this instance (see docs/MIGRATING.md).
-    pub fn start_down(&self, keep_alive: Arc<dyn KeepAlive>) -> Result<(), PeerError> {
+    pub fn start_down(&self, keep_alive: Arc<dyn KeepAlive>) -> Result<(), ChannelError> {
         self.start(Announce::Down, keep_alive)
     }
 
-    fn start(&self, what: Announce, keep_alive: Arc<dyn KeepAlive>) -> Result<(), PeerError> {
+    fn start(&self, what: Announce, keep_alive: Arc<dyn KeepAlive>) -> Result<(), ChannelError> {
         let core = &self.core;
         let endpoint = &core.endpoint;
         let mut shared = endpoint.lock_open()?;
@@ -136,9 +136,9 @@ impl StatusChannel {
         core.send(&sender, &packet, what);
         let task_core = core.clone();
         let start = tokio::time::Instant::now();
-        let handle = crate::runtime::spawn(async move {
+        let handle = crate::io::runtime::spawn(async move {
             let _keep_alive = keep_alive;
-            ticker::run(start, ticker::every(what.period()), || {
+            schedule::run(start, schedule::every(what.period()), || {
                 task_core.send(&sender, &packet, what);
                 async {}
             })
@@ -148,7 +148,7 @@ impl StatusChannel {
         Ok(())
     }
 
-    pub fn start_listening(&self, sink: Arc<dyn StatusSink>) -> Result<(), PeerError> {
+    pub fn start_listening(&self, sink: Arc<dyn StatusSink>) -> Result<(), ChannelError> {
         let mut shared = self.core.endpoint.lock_open()?;
         let core = self.core.clone();
         self.core.endpoint.start_listening(

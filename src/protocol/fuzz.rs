@@ -6,9 +6,9 @@
 
 use proptest::prelude::*;
 
-use crate::auth::{Secret, Verifier};
-use crate::seniority::{judge, Identity};
-use crate::wire::{
+use crate::protocol::auth::{Secret, Verifier};
+use crate::protocol::seniority::{judge, Identity};
+use crate::protocol::wire::{
     self, BootStamp, ExtensionFields, Freshness, ServiceName, ServiceScope, StatusAddresses, StatusIdentity,
     StatusLabel, StatusMessage,
 };
@@ -80,7 +80,7 @@ proptest! {
     #[test]
     fn fuzz_arbitrary_bytes_never_panic(packet in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = wire::decode_status(&packet);
-        let _ = crate::describe::describe(&packet);
+        let _ = crate::protocol::describe::describe(&packet);
         if let Ok(announcement) = wire::decode_announcement(&packet) {
             let _ = judge(&identity(), &announcement);
         }
@@ -88,7 +88,7 @@ proptest! {
 
     #[test]
     fn fuzz_extension_shaped_bytes_never_panic(packet in extended_packet()) {
-        let _ = crate::describe::describe(&packet);
+        let _ = crate::protocol::describe::describe(&packet);
         if let Ok(announcement) = wire::decode_announcement(&packet) {
             let _ = judge(&identity(), &announcement);
             if let Some(ext) = announcement.extension {

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::auth::Secret;
-use crate::log::Level;
-use crate::wire::{
+use crate::protocol::auth::Secret;
+use crate::protocol::level::Level;
+use crate::protocol::wire::{
     ServiceName, ServiceNameError, ServiceScope, StatusAddresses, StatusAddressesError, StatusIdentity, StatusLabel,
     SERVICE_NAME_MAX, STATUS_ADDRESSES_MAX, STATUS_TEXT_MAX,
 };

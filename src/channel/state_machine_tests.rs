@@ -23,15 +23,16 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::clock;
-use crate::config::{Options, PeerConfig, StatusConfig};
-use crate::log::{Level, Logger, Sink};
-use crate::net;
-use crate::peer::{
-    CallbackCalled, CallbackFailure, Events, HandoverReport, Peer, PeerError, ShutdownCallback, ShuttingDown,
+use crate::channel::peer::{
+    CallbackCalled, CallbackFailure, Events, HandoverReport, Peer, ShutdownCallback, ShuttingDown,
 };
-use crate::status::{KeepAlive, StatusChannel, StatusSink};
-use crate::wire::{self, StatusMessage};
+use crate::channel::status::{KeepAlive, StatusChannel, StatusSink};
+use crate::channel::ChannelError;
+use crate::config::{Options, PeerConfig, StatusConfig};
+use crate::io::clock;
+use crate::io::log::{Level, Logger, Sink};
+use crate::io::net;
+use crate::protocol::wire::{self, StatusMessage};
 
 // ---------------------------------------------------------------- helpers
 
@@ -406,13 +407,13 @@ async fn close_during_a_handover_lets_it_finish() {
     );
     assert!(matches!(
         peer.start_broadcasting(),
-        Err(PeerError::Closed("HandoverPeer"))
+        Err(ChannelError::Closed("HandoverPeer"))
     ));
     assert!(!peer.announce());
     let (callback, events, _, _) = fakes(Settles::Never);
     assert!(matches!(
         peer.listen_on_runtime(callback, events),
-        Err(PeerError::Closed("HandoverPeer"))
+        Err(ChannelError::Closed("HandoverPeer"))
     ));
 
     // The handover under way still finishes and reports.
@@ -566,7 +567,7 @@ async fn start_broadcasting_sends_once_and_announce_sends_until_closed() {
 
     peer.close();
     assert!(!peer.announce());
-    assert!(matches!(peer.start_broadcasting(), Err(PeerError::Closed(_))));
+    assert!(matches!(peer.start_broadcasting(), Err(ChannelError::Closed(_))));
     assert_eq!(peer.stats().sent, 3);
 }
 
@@ -708,7 +709,7 @@ async fn a_second_start_down_restarts_the_down_ticker() {
     assert_eq!(Arc::strong_count(&second), 1);
     assert!(matches!(
         status.start_down(keep_alive(&second)),
-        Err(PeerError::Closed("HandoverStatus"))
+        Err(ChannelError::Closed("HandoverStatus"))
     ));
 }
 
@@ -778,5 +779,8 @@ async fn up_and_down_both_run_as_in_handover_lib() {
     clock_to(start, 11_000).await;
     assert_eq!(status.stats().sent, 102);
     assert_eq!(Arc::strong_count(&token), 1, "close() stops both tickers");
-    assert!(matches!(status.start_up(keep_alive(&token)), Err(PeerError::Closed(_))));
+    assert!(matches!(
+        status.start_up(keep_alive(&token)),
+        Err(ChannelError::Closed(_))
+    ));
 }

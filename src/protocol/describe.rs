@@ -1,7 +1,7 @@
 //! Human-oriented description of any packet of either channel, for the CLI
 //! (`handover watch`, `handover decode`). Pure: `js` turns it into JS values.
 
-use crate::wire::{self, Extension, ANNOUNCEMENT_VERSION, STATUS_VERSION};
+use crate::protocol::wire::{self, Extension, ANNOUNCEMENT_VERSION, STATUS_VERSION};
 
 /// What a packet says, with bytes already shown as text (hex, dotted IPv4).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +100,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::wire::{BootStamp, ExtensionFields, Freshness, MAC_LEN};
+    use crate::protocol::wire::{BootStamp, ExtensionFields, Freshness, MAC_LEN};
 
     fn malformed_as(reason: &str, packet: &[u8], preview: &str) -> PacketDescription {
         PacketDescription::Malformed {

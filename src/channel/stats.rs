@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 
-use crate::net::Refused;
+use crate::io::net::Refused;
 
 /// What happened to each received packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

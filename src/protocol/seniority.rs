@@ -11,7 +11,7 @@
 //!   so exactly one of them survives. An equal stamp from a peer without an
 //!   id (the original) is not younger, as in the original.
 
-use crate::wire::{Announcement, BootStamp, ServiceScope, INSTANCE_ID_LEN};
+use crate::protocol::wire::{Announcement, BootStamp, ServiceScope, INSTANCE_ID_LEN};
 use std::cmp::Ordering;
 
 /// What this instance announces about itself.
@@ -73,7 +73,7 @@ pub fn judge(own: &Identity, heard: &Announcement<'_>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{decode_announcement, encode_announcement, encode_extended, ExtensionFields};
+    use crate::protocol::wire::{decode_announcement, encode_announcement, encode_extended, ExtensionFields};
 
     fn identity(ms: i64, id: u8, boot: Option<([u8; 16], i64)>, service: Option<&str>) -> Identity {
         Identity {

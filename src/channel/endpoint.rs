@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use tokio::task::AbortHandle;
 
+use crate::channel::stats::Stats;
+use crate::channel::ChannelError;
 use crate::config::Channel;
-use crate::log::{Level, Logger, RateLimit};
-use crate::net::{self, Interface, LazySender, Receiver};
-use crate::peer::PeerError;
-use crate::stats::Stats;
+use crate::io::log::{Level, Logger, RateLimit};
+use crate::io::net::{self, Interface, LazySender, Receiver};
 
 /// How a channel names itself in errors and log lines.
 pub struct Role {
@@ -85,17 +85,17 @@ impl<S: ChannelState> Endpoint<S> {
     }
 
     /// The lock, unless the object was closed.
-    pub fn lock_open(&self) -> Result<MutexGuard<'_, Shared<S>>, PeerError> {
+    pub fn lock_open(&self) -> Result<MutexGuard<'_, Shared<S>>, ChannelError> {
         let shared = self.lock();
         if shared.closed {
-            return Err(PeerError::Closed(self.role.class));
+            return Err(ChannelError::Closed(self.role.class));
         }
         Ok(shared)
     }
 
     /// The sending socket, made on first use.
-    pub fn sender(&self, shared: &mut Shared<S>) -> Result<Arc<UdpSocket>, PeerError> {
-        shared.sender.get(&self.interface).map_err(PeerError::sending_socket)
+    pub fn sender(&self, shared: &mut Shared<S>) -> Result<Arc<UdpSocket>, ChannelError> {
+        shared.sender.get(&self.interface).map_err(ChannelError::sending_socket)
     }
 
     /// Sends one packet to the channel's target; counts it and logs what was sent.
@@ -117,7 +117,7 @@ impl<S: ChannelState> Endpoint<S> {
 
     /// Binds and joins now, so that a port problem is reported to the
     /// caller. `None` when the endpoint already listens.
-    pub fn bind(&self, shared: &mut Shared<S>) -> Result<Option<UdpSocket>, PeerError> {
+    pub fn bind(&self, shared: &mut Shared<S>) -> Result<Option<UdpSocket>, ChannelError> {
         if shared.listening {
             self.log
                 .warn(format_args!("startListening was already called; ignoring this call"));
@@ -131,7 +131,7 @@ impl<S: ChannelState> Endpoint<S> {
                 format!("cannot listen on port {port} for {}: {e}", self.channel.target)
             };
             self.log.error(format_args!("{socket_name} error: {message}"));
-            PeerError::Io(message)
+            ChannelError::Io(message)
         })?;
         if let Some(refusals) = listening.refusals() {
             self.log.info(format_args!("{refusals}"));
@@ -147,13 +147,13 @@ impl<S: ChannelState> Endpoint<S> {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        shared.listener = Some(crate::runtime::spawn(task).abort_handle());
+        shared.listener = Some(crate::io::runtime::spawn(task).abort_handle());
     }
 
     /// Binds and joins now (see `bind`), then runs `listen` on the runtime
     /// with the socket registered there. `Ok(false)` when the endpoint
     /// already listens.
-    pub fn start_listening<F, Fut>(&self, shared: &mut Shared<S>, listen: F) -> Result<bool, PeerError>
+    pub fn start_listening<F, Fut>(&self, shared: &mut Shared<S>, listen: F) -> Result<bool, ChannelError>
     where
         F: FnOnce(Receiver) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,

@@ -18,16 +18,17 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Error, JsValue, Result, Status};
 use napi_derive::napi;
 
+use crate::channel::lifecycle::CloseHandle;
+use crate::channel::peer::{CallbackCalled, CallbackFailure, CallbackSettled, Events, Peer, ShuttingDown};
+use crate::channel::stats::Snapshot;
+use crate::channel::status::{KeepAlive, StatusChannel, StatusSink};
+use crate::channel::ChannelError;
 use crate::config::{self, ConfigError, Options, PeerConfig, StatusConfig};
-use crate::lifecycle::CloseHandle;
-use crate::log::{Level, Logger};
-use crate::net::NextRead;
-use crate::peer::{CallbackCalled, CallbackFailure, CallbackSettled, Events, Peer, PeerError, ShuttingDown};
-use crate::stats::Snapshot;
-use crate::status::{KeepAlive, StatusChannel, StatusSink};
-use crate::time_value::{time_value, InvalidTime};
-use crate::uv::{self, Readiness, Then, Ticker, Watch};
-use crate::wire::{self, StatusMessage};
+use crate::io::log::{Level, Logger};
+use crate::io::net::NextRead;
+use crate::io::uv::{self, Readiness, Then, Ticker, Watch};
+use crate::protocol::time_value::{time_value, InvalidTime};
+use crate::protocol::wire::{self, StatusMessage};
 
 mod packet_description;
 
@@ -227,7 +228,7 @@ struct JsReports {
 }
 
 impl Events for JsReports {
-    fn handover(&self, report: crate::peer::HandoverReport) {
+    fn handover(&self, report: crate::channel::peer::HandoverReport) {
         let report = HandoverReport {
             r#type: "handover",
             heard_started_at: report.heard_started_at,
@@ -449,12 +450,12 @@ impl From<ConfigError> for Failure {
     }
 }
 
-impl From<PeerError> for Failure {
-    fn from(e: PeerError) -> Self {
+impl From<ChannelError> for Failure {
+    fn from(e: ChannelError) -> Self {
         let message = e.to_string();
         match e {
-            PeerError::Closed(_) => Failure::Closed(message),
-            PeerError::Io(_) => Failure::Socket(message),
+            ChannelError::Closed(_) => Failure::Closed(message),
+            ChannelError::Io(_) => Failure::Socket(message),
         }
     }
 }
@@ -481,7 +482,7 @@ fn timestamp(ms: f64) -> std::result::Result<i64, Failure> {
 }
 
 fn logger(level: Level, context_id: &str, sink: Option<LogFunction>) -> Logger {
-    let sink = sink.map(|function| -> crate::log::Sink {
+    let sink = sink.map(|function| -> crate::io::log::Sink {
         let dropped = AtomicU64::new(0);
         Arc::new(move |level: Level, message: &str| {
             let send = |level: Level, message: String| {
@@ -685,7 +686,7 @@ impl NativePeer {
         let start = Instant::now();
         let mut due = self.peer.announcement_offsets();
         let first = due.next().unwrap_or_default();
-        let api = uv::node_api().map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
+        let api = uv::node_api().map_err(|e| thrown(&env)(ChannelError::Io(e.to_string())))?;
         let ticker = Ticker::start(api, env.get_uv_event_loop()?, first, move || {
             if !peer.announce() {
                 return None;
@@ -693,7 +694,7 @@ impl NativePeer {
             // From the first announcement, so that a late tick does not shift the rest.
             Some((start + due.next()?).saturating_duration_since(Instant::now()))
         })
-        .map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
+        .map_err(|e| thrown(&env)(ChannelError::Io(e.to_string())))?;
         let stale = OpenObjects::with(&env, self.registration, |open| open.ticker.replace(ticker))?;
         drop(stale);
         Ok(())
@@ -720,7 +721,7 @@ impl NativePeer {
                 .listen_on_runtime(Box::new(remote), events)
                 .map_err(thrown(&env));
         }
-        let api = uv::node_api().map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
+        let api = uv::node_api().map_err(|e| thrown(&env)(ChannelError::Io(e.to_string())))?;
         let shutdown = JsShutdown::new(&env, callback, self.registration)?;
         let listener = self
             .peer
@@ -742,7 +743,7 @@ impl NativePeer {
                 NextRead::Now | NextRead::WhenReadable => Then::Wait,
             }
         })
-        .map_err(|e| thrown(&env)(PeerError::Io(e.to_string())))?;
+        .map_err(|e| thrown(&env)(ChannelError::Io(e.to_string())))?;
         let stale = OpenObjects::with(&env, self.registration, |open| open.watch.replace(watch))?;
         drop(stale);
         Ok(())
@@ -955,7 +956,7 @@ pub fn resolve_channel_settings(
     });
     let options = given.to_options().map_err(thrown(&env))?;
     let settings = config::ChannelSettings::resolve(kind, &options, &environment).map_err(thrown(&env))?;
-    let interface = crate::net::choose_interface(&settings.channel);
+    let interface = crate::io::net::choose_interface(&settings.channel);
     let (resolved, from) = (&settings.channel, &settings.from);
     Ok(ChannelSettings {
         channel: kind.name(),

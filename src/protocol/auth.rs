@@ -6,7 +6,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::wire::{self, Announcement, MAC_LEN};
+use crate::protocol::wire::{self, Announcement, MAC_LEN};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -102,7 +102,7 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{decode_announcement, encode_extended, ExtensionFields, Freshness};
+    use crate::protocol::wire::{decode_announcement, encode_extended, ExtensionFields, Freshness};
 
     fn signed(secret: &Secret, instance: u8, sent_at_ms: i64, sequence: u64) -> Vec<u8> {
         let mut packet = encode_extended(
@@ -148,7 +148,7 @@ mod tests {
     fn refuses_unsigned_forged_and_wrong_key() {
         let secret = Secret::new("right");
         let mut v = Verifier::new(secret.clone(), 30_000);
-        let plain = crate::wire::encode_announcement(i64::MAX);
+        let plain = crate::protocol::wire::encode_announcement(i64::MAX);
         assert_eq!(check(&mut v, &plain, 0), Err(Refusal::Unsigned));
 
         let wrong_key = signed(&Secret::new("wrong"), 1, 0, 1);

@@ -16,7 +16,7 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::log::Line;
+use super::line::{iso_time, Line};
 
 /// Lines that may wait for a stalled stdout (about 150 KiB of typical lines).
 const QUEUE_LINES: usize = 1024;
@@ -118,7 +118,7 @@ fn report_losses() {
     if lost > 0 {
         let line = format!(
             "{} [handover] [warning] [handover]: {lost} log line(s) dropped: stdout did not keep up\n",
-            crate::log::iso_time(SystemTime::now())
+            iso_time(SystemTime::now())
         );
         let _ = write_all(line.as_bytes());
     }
