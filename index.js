@@ -5,7 +5,6 @@
 // error classes. Everything else happens in Rust (src/).
 
 const { EventEmitter } = require('node:events')
-const { performance } = require('node:perf_hooks')
 const native = require('./binding.js')
 
 const ENVIRONMENT_VARIABLES = native.environmentVariables()
