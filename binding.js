@@ -8,8 +8,17 @@
 // fits (the generic napi-rs loader reads /usr/bin/ldd on every require).
 // Only when nothing loads does it look at the machine more closely, to say
 // what is missing and why.
+//
+// Every require() of a binary is written out literally, one per platform, as
+// napi-rs's generated loaders do: bundlers (webpack with node-loader, ncc,
+// esbuild) only see, and copy, what they can read here. See "Bundling" in
+// README.md.
 
-/** The builds for each `${process.platform}-${process.arch}`, in the order they are tried. */
+/**
+ * The builds for each `${process.platform}-${process.arch}`, in the order
+ * loadForPlatform() tries them; the error messages list them from here
+ * (__test__/loader.test.js keeps the two in step).
+ */
 const TARGETS = {
   'linux-x64': ['linux-x64-gnu', 'linux-x64-musl'],
   'linux-arm64': ['linux-arm64-gnu', 'linux-arm64-musl'],
@@ -21,28 +30,152 @@ const TARGETS = {
 
 const PACKAGE = 'handover-native'
 
-function candidates() {
-  const explicit = process.env.HANDOVER_NATIVE_LIBRARY_PATH
-  if (explicit) return [{ request: explicit, what: 'HANDOVER_NATIVE_LIBRARY_PATH' }]
-  const builds = TARGETS[`${process.platform}-${process.arch}`] || []
-  const list = []
-  for (const build of builds) {
-    list.push({ request: `./handover.${build}.node`, what: 'a local build' })
-    list.push({ request: `${PACKAGE}-${build}`, what: 'the prebuilt package' })
+/** What was tried and why it did not load: { request, what, error }. */
+const attempts = []
+/** What the loaders return when nothing loaded. */
+const MISSED = undefined
+
+/** Notes a request that did not load; a binary of the wrong version stops the search. */
+function missed(request, error) {
+  if (error && error.code === 'ERR_HANDOVER_BINARY_VERSION') throw error
+  attempts.push({ request, what: request.startsWith('./') ? 'a local build' : 'the prebuilt package', error })
+}
+
+/**
+ * The binary of a prebuilt package, once its package.json says it is this
+ * package's version (read only when the binary is there: the requires are
+ * evaluated in order).
+ */
+function prebuilt(binding, manifest) {
+  const ours = require('./package.json').version
+  if (manifest.version !== ours) throw versionError(manifest.name, manifest.version, ours)
+  return binding
+}
+
+/** require() that bundlers leave alone, for a path known only at run time. */
+function requireAtRunTime(request) {
+  // webpack (and ncc, built on it) replaces `require` with its own, which
+  // only knows the modules of the bundle; __non_webpack_require__ is Node's.
+  // webpack reads this condition as true and skips the other branch, so it
+  // does not warn about a require of an expression.
+  if (typeof __webpack_require__ === 'function') {
+    return __non_webpack_require__(request)
+  } else {
+    return require(request)
   }
-  return list
+}
+
+function loadExplicit(explicit) {
+  // Relative to the working directory, as any path in the environment is.
+  const request = require('path').resolve(explicit)
+  try {
+    return requireAtRunTime(request)
+  } catch (error) {
+    attempts.push({ request, what: 'HANDOVER_NATIVE_LIBRARY_PATH', error })
+    return MISSED
+  }
+}
+
+// Each require() sits in a try block of its own: bundlers treat a module
+// they cannot find there as optional (only the binaries of the platform that
+// built the bundle exist there) rather than failing the build.
+function loadForPlatform() {
+  const { platform, arch } = process
+  if (platform === 'linux' && arch === 'x64') {
+    try {
+      return require('./handover.linux-x64-gnu.node')
+    } catch (error) {
+      missed('./handover.linux-x64-gnu.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-linux-x64-gnu'), require('handover-native-linux-x64-gnu/package.json'))
+    } catch (error) {
+      missed('handover-native-linux-x64-gnu', error)
+    }
+    try {
+      return require('./handover.linux-x64-musl.node')
+    } catch (error) {
+      missed('./handover.linux-x64-musl.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-linux-x64-musl'), require('handover-native-linux-x64-musl/package.json'))
+    } catch (error) {
+      missed('handover-native-linux-x64-musl', error)
+    }
+  } else if (platform === 'linux' && arch === 'arm64') {
+    try {
+      return require('./handover.linux-arm64-gnu.node')
+    } catch (error) {
+      missed('./handover.linux-arm64-gnu.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-linux-arm64-gnu'), require('handover-native-linux-arm64-gnu/package.json'))
+    } catch (error) {
+      missed('handover-native-linux-arm64-gnu', error)
+    }
+    try {
+      return require('./handover.linux-arm64-musl.node')
+    } catch (error) {
+      missed('./handover.linux-arm64-musl.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-linux-arm64-musl'), require('handover-native-linux-arm64-musl/package.json'))
+    } catch (error) {
+      missed('handover-native-linux-arm64-musl', error)
+    }
+  } else if (platform === 'linux' && arch === 'arm') {
+    try {
+      return require('./handover.linux-arm-gnueabihf.node')
+    } catch (error) {
+      missed('./handover.linux-arm-gnueabihf.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-linux-arm-gnueabihf'), require('handover-native-linux-arm-gnueabihf/package.json'))
+    } catch (error) {
+      missed('handover-native-linux-arm-gnueabihf', error)
+    }
+  } else if (platform === 'darwin' && arch === 'x64') {
+    try {
+      return require('./handover.darwin-x64.node')
+    } catch (error) {
+      missed('./handover.darwin-x64.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-darwin-x64'), require('handover-native-darwin-x64/package.json'))
+    } catch (error) {
+      missed('handover-native-darwin-x64', error)
+    }
+  } else if (platform === 'darwin' && arch === 'arm64') {
+    try {
+      return require('./handover.darwin-arm64.node')
+    } catch (error) {
+      missed('./handover.darwin-arm64.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-darwin-arm64'), require('handover-native-darwin-arm64/package.json'))
+    } catch (error) {
+      missed('handover-native-darwin-arm64', error)
+    }
+  } else if (platform === 'win32' && arch === 'x64') {
+    try {
+      return require('./handover.win32-x64-msvc.node')
+    } catch (error) {
+      missed('./handover.win32-x64-msvc.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-win32-x64-msvc'), require('handover-native-win32-x64-msvc/package.json'))
+    } catch (error) {
+      missed('handover-native-win32-x64-msvc', error)
+    }
+  }
+  return MISSED
 }
 
 function load() {
-  const attempts = []
-  for (const candidate of candidates()) {
-    try {
-      return require(candidate.request)
-    } catch (error) {
-      attempts.push({ candidate, error })
-    }
-  }
-  throw noBinaryError(attempts)
+  const explicit = process.env.HANDOVER_NATIVE_LIBRARY_PATH
+  const binding = explicit ? loadExplicit(explicit) : loadForPlatform()
+  if (binding === MISSED) throw noBinaryError(attempts)
+  return binding
 }
 
 // ---- Only on the error path from here on. ----
@@ -82,18 +215,51 @@ function supportedPlatforms() {
 }
 
 /** True when the request itself was not found (rather than found and failing to load). */
-function notFound({ candidate, error }) {
-  return error && error.code === 'MODULE_NOT_FOUND' && String(error.message).includes(`'${candidate.request}'`)
+function notFound({ request, error }) {
+  return Boolean(error) && error.code === 'MODULE_NOT_FOUND' && String(error.message).includes(`'${request}'`)
 }
 
+/** The first line of an error's message, with the next one when it only introduces it ("node-loader:"). */
 function firstLine(error) {
-  return String((error && error.message) || error).split('\n')[0]
+  const lines = String((error && error.message) || error)
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+  if (lines.length > 1 && lines[0].endsWith(':')) return `${lines[0]} ${lines[1]}`
+  return lines.length > 0 ? lines[0] : ''
 }
 
 function describeAttempt(attempt) {
-  const { candidate, error } = attempt
-  const outcome = notFound(attempt) ? 'not found' : `found, but it failed to load: ${firstLine(error)}`
-  return `  ${candidate.request} (${candidate.what}): ${outcome}`
+  const outcome = notFound(attempt) ? 'not found' : `found, but it failed to load: ${firstLine(attempt.error)}`
+  return `  ${attempt.request} (${attempt.what}): ${outcome}`
+}
+
+/**
+ * Whether this file runs inside a bundle (webpack, ncc, esbuild, rollup…)
+ * rather than as node_modules/handover-native/binding.js: webpack defines
+ * its own require; the others leave a __filename that is the bundle's (or,
+ * in an ES module, none).
+ */
+function looksBundled() {
+  if (typeof __webpack_require__ === 'function') return true
+  return typeof __filename !== 'string' || !/[\\/]binding\.js$/.test(__filename)
+}
+
+/** What to do when a bundle has no binary for this platform. */
+function bundlingAdvice(platform, expected) {
+  const binary = `handover.${platform}.node`
+  return [
+    'This looks like a bundle (webpack, ncc, esbuild or the like), and the bundler did not take the binary along:',
+    `bundlers copy a .node file only when told how, and only the one installed where the bundle was built (${expected}).`,
+    'What to do (see "Bundling" in the README of handover-native):',
+    `  - build the bundle on ${platform} (or where ${expected} is installed), with npm install run without --omit=optional;`,
+    '  - webpack: handle .node files with node-loader ({ test: /\\.node$/, loader: "node-loader", options: { name: "[name].[ext]" } });',
+    `  - esbuild: --loader:.node=copy --asset-names=[name] (for --format=esm add a banner that defines require with createRequire);`,
+    '  - @vercel/ncc: copies the binary by itself; run the bundle from its output folder;',
+    `  - ship ${binary} next to the bundle file, or set HANDOVER_NATIVE_LIBRARY_PATH to its path;`,
+    `  - or keep the package out of the bundle (webpack externals, esbuild --external:handover-native) and install`,
+    `    handover-native (with ${expected}) in the image's node_modules.`,
+  ]
 }
 
 function noBinaryError(attempts) {
@@ -103,6 +269,7 @@ function noBinaryError(attempts) {
   const expected = `${PACKAGE}-${platform}`
   const brokenOnes = attempts.filter((attempt) => !notFound(attempt))
   const explicit = process.env.HANDOVER_NATIVE_LIBRARY_PATH
+  const bundled = looksBundled()
   const lines = []
 
   if (explicit) {
@@ -112,7 +279,7 @@ function noBinaryError(attempts) {
       'Tried:',
       ...attempts.map(describeAttempt),
       'What to do: point HANDOVER_NATIVE_LIBRARY_PATH at a handover .node file built for this platform, or unset it',
-      `to use the prebuilt package ${expected}.`,
+      `to use the prebuilt package ${expected}. A relative path is taken from the working directory (${process.cwd()}).`,
     )
   } else if (!isSupported) {
     lines.push(
@@ -132,8 +299,9 @@ function noBinaryError(attempts) {
       `It comes in the package ${expected}, an optional dependency that npm installs only on this platform.`,
       'Tried:',
       ...attempts.map(describeAttempt),
-      'Likely reasons:',
     )
+    if (bundled) lines.push(...bundlingAdvice(platform, expected))
+    lines.push('Likely reasons:')
     if (brokenOnes.length > 0) {
       lines.push(
         '  - a binary was found but failed to load (see above): a damaged install, one made for another',
@@ -158,11 +326,32 @@ function noBinaryError(attempts) {
   error.platform = platform
   error.package = isSupported ? expected : null
   error.supportedPlatforms = supported
-  error.attempts = attempts.map(({ candidate, error: cause }) => ({
-    request: candidate.request,
-    found: !notFound({ candidate, error: cause }),
-    message: firstLine(cause),
+  error.bundled = bundled
+  error.attempts = attempts.map((attempt) => ({
+    request: attempt.request,
+    found: !notFound(attempt),
+    message: firstLine(attempt.error),
   }))
+  return error
+}
+
+/** The platform package is another version than this one. */
+function versionError(request, theirs, ours) {
+  const error = new Error(
+    [
+      `handover-native: the prebuilt binary package ${request} is version ${theirs}, but handover-native is ${ours};`,
+      'the binary must come from the same release as the JS that loads it.',
+      'Likely reasons: a lockfile or an install that pinned the platform package to another version, node_modules',
+      'copied from another install, or a bundle built against other versions.',
+      'What to do:',
+      `  - install the matching version: npm install ${request}@${ours} (or rm -rf node_modules && npm install);`,
+      '  - rebuild the bundle, if the service is bundled, after reinstalling.',
+    ].join('\n'),
+  )
+  error.code = 'ERR_HANDOVER_BINARY_VERSION'
+  error.package = request
+  error.version = theirs
+  error.expectedVersion = ours
   return error
 }
 
