@@ -77,7 +77,8 @@ const BUNDLERS = [
   },
   {
     name: '@vercel/ncc',
-    command: [path.join(BIN, 'ncc'), 'build', 'service.js', '-o', 'dist-ncc', '--quiet'],
+    // --no-cache: nothing written under ~/.cache/ncc.
+    command: [path.join(BIN, 'ncc'), 'build', 'service.js', '-o', 'dist-ncc', '--quiet', '--no-cache'],
     out: 'dist-ncc',
     main: 'index.js',
     port: 24683,
