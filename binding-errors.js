@@ -80,7 +80,7 @@ function bundlingAdvice(platform, expected) {
   const binary = `handover.${platform}.node`
   return [
     'This looks like a bundle (webpack, ncc, esbuild or the like), and the bundler did not take the binary along:',
-    `bundlers copy a .node file only when told how, and only the one installed where the bundle was built (${expected}).`,
+    `most bundlers copy a .node file only when told how, and only the one installed where the bundle was built (${expected}).`,
     'What to do (see "Bundling" in the README of handover-native):',
     `  - build the bundle on ${platform} (or where ${expected} is installed), with npm install run without --omit=optional;`,
     '  - webpack: handle .node files with node-loader ({ test: /\\.node$/, loader: "node-loader", options: { name: "[name].[ext]" } });',
