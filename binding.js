@@ -7,163 +7,191 @@
 // apart by trying to load them, which costs nothing when the first one
 // fits (the generic napi-rs loader reads /usr/bin/ldd on every require).
 // Only when nothing loads does it look at the machine more closely, to say
-// what is missing and why.
+// what is missing and why (binding-errors.js, loaded only then).
+//
+// Every require() of a binary is written out literally, one per platform, as
+// napi-rs's generated loaders do: bundlers (webpack with node-loader, ncc,
+// esbuild) only see, and copy, what they can read here. See "Bundling" in
+// README.md.
 
-/** The builds for each `${process.platform}-${process.arch}`, in the order they are tried. */
-const TARGETS = {
-  'linux-x64': ['linux-x64-gnu', 'linux-x64-musl'],
-  'linux-arm64': ['linux-arm64-gnu', 'linux-arm64-musl'],
-  'linux-arm': ['linux-arm-gnueabihf'],
-  'darwin-x64': ['darwin-x64'],
-  'darwin-arm64': ['darwin-arm64'],
-  'win32-x64': ['win32-x64-msvc'],
+/** What was tried and why it did not load: { request, what, error }. */
+const attempts = []
+/** What the loaders return when nothing loaded. */
+const MISSED = undefined
+
+/** Notes a request that did not load; a binary of the wrong version stops the search. */
+function missed(request, error) {
+  if (error && error.code === 'ERR_HANDOVER_BINARY_VERSION') throw error
+  attempts.push({ request, what: request.startsWith('./') ? 'a local build' : 'the prebuilt package', error })
 }
 
-const PACKAGE = 'handover-native'
-
-function candidates() {
-  const explicit = process.env.HANDOVER_NATIVE_LIBRARY_PATH
-  if (explicit) return [{ request: explicit, what: 'HANDOVER_NATIVE_LIBRARY_PATH' }]
-  const builds = TARGETS[`${process.platform}-${process.arch}`] || []
-  const list = []
-  for (const build of builds) {
-    list.push({ request: `./handover.${build}.node`, what: 'a local build' })
-    list.push({ request: `${PACKAGE}-${build}`, what: 'the prebuilt package' })
+/** The binary of a prebuilt package, once its package.json says it is this package's version. */
+function prebuilt(binding, name) {
+  const versions = packageVersions(name)
+  if (versions !== null && versions.theirs !== versions.ours) {
+    throw require('./binding-errors.js').versionError(name, versions.theirs, versions.ours)
   }
-  return list
+  return binding
+}
+
+/**
+ * { ours, theirs }: the versions in our package.json and in the platform
+ * package's, read as files (cheaper than require() of JSON, which Node would
+ * set up for this one use); null where they cannot be read, as inside a
+ * bundle (there the bundler took both from one node_modules).
+ */
+function packageVersions(name) {
+  if (typeof __webpack_require__ === 'function') {
+    return null
+  } else {
+    try {
+      const fs = require('fs')
+      const path = require('path')
+      const version = (folder) => JSON.parse(fs.readFileSync(path.join(folder, 'package.json'), 'utf8')).version
+      // The package's main is its binary, at its top (npm/*/package.json).
+      return { ours: version(__dirname), theirs: version(path.dirname(require.resolve(name))) }
+    } catch (error) {
+      return null
+    }
+  }
+}
+
+/** require() that bundlers leave alone, for a path known only at run time. */
+function requireAtRunTime(request) {
+  // webpack (and ncc, built on it) replaces `require` with its own, which
+  // only knows the modules of the bundle; __non_webpack_require__ is Node's.
+  // webpack reads this condition as true and skips the other branch, so it
+  // does not warn about a require of an expression.
+  if (typeof __webpack_require__ === 'function') {
+    return __non_webpack_require__(request)
+  } else {
+    return require(request)
+  }
+}
+
+function loadExplicit(explicit) {
+  // Relative to the working directory, as any path in the environment is.
+  const request = require('path').resolve(explicit)
+  try {
+    return requireAtRunTime(request)
+  } catch (error) {
+    attempts.push({ request, what: 'HANDOVER_NATIVE_LIBRARY_PATH', error })
+    return MISSED
+  }
+}
+
+// Each require() sits in a try block of its own: bundlers treat a module
+// they cannot find there as optional (only the binaries of the platform that
+// built the bundle exist there) rather than failing the build.
+function loadForPlatform() {
+  const { platform, arch } = process
+  if (platform === 'linux' && arch === 'x64') {
+    try {
+      return require('./handover.linux-x64-gnu.node')
+    } catch (error) {
+      missed('./handover.linux-x64-gnu.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-linux-x64-gnu'), 'handover-native-linux-x64-gnu')
+    } catch (error) {
+      missed('handover-native-linux-x64-gnu', error)
+    }
+    try {
+      return require('./handover.linux-x64-musl.node')
+    } catch (error) {
+      missed('./handover.linux-x64-musl.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-linux-x64-musl'), 'handover-native-linux-x64-musl')
+    } catch (error) {
+      missed('handover-native-linux-x64-musl', error)
+    }
+  } else if (platform === 'linux' && arch === 'arm64') {
+    try {
+      return require('./handover.linux-arm64-gnu.node')
+    } catch (error) {
+      missed('./handover.linux-arm64-gnu.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-linux-arm64-gnu'), 'handover-native-linux-arm64-gnu')
+    } catch (error) {
+      missed('handover-native-linux-arm64-gnu', error)
+    }
+    try {
+      return require('./handover.linux-arm64-musl.node')
+    } catch (error) {
+      missed('./handover.linux-arm64-musl.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-linux-arm64-musl'), 'handover-native-linux-arm64-musl')
+    } catch (error) {
+      missed('handover-native-linux-arm64-musl', error)
+    }
+  } else if (platform === 'linux' && arch === 'arm') {
+    try {
+      return require('./handover.linux-arm-gnueabihf.node')
+    } catch (error) {
+      missed('./handover.linux-arm-gnueabihf.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-linux-arm-gnueabihf'), 'handover-native-linux-arm-gnueabihf')
+    } catch (error) {
+      missed('handover-native-linux-arm-gnueabihf', error)
+    }
+  } else if (platform === 'darwin' && arch === 'x64') {
+    try {
+      return require('./handover.darwin-x64.node')
+    } catch (error) {
+      missed('./handover.darwin-x64.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-darwin-x64'), 'handover-native-darwin-x64')
+    } catch (error) {
+      missed('handover-native-darwin-x64', error)
+    }
+  } else if (platform === 'darwin' && arch === 'arm64') {
+    try {
+      return require('./handover.darwin-arm64.node')
+    } catch (error) {
+      missed('./handover.darwin-arm64.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-darwin-arm64'), 'handover-native-darwin-arm64')
+    } catch (error) {
+      missed('handover-native-darwin-arm64', error)
+    }
+  } else if (platform === 'win32' && arch === 'x64') {
+    try {
+      return require('./handover.win32-x64-msvc.node')
+    } catch (error) {
+      missed('./handover.win32-x64-msvc.node', error)
+    }
+    try {
+      return prebuilt(require('handover-native-win32-x64-msvc'), 'handover-native-win32-x64-msvc')
+    } catch (error) {
+      missed('handover-native-win32-x64-msvc', error)
+    }
+  }
+  return MISSED
+}
+
+/**
+ * Whether this file runs inside a bundle (webpack, ncc, esbuild, rollup…)
+ * rather than as node_modules/handover-native/binding.js: webpack defines
+ * its own require; the others leave a __filename that is the bundle's (or,
+ * in an ES module, none).
+ */
+function looksBundled() {
+  if (typeof __webpack_require__ === 'function') return true
+  return typeof __filename !== 'string' || !/[\\/]binding\.js$/.test(__filename)
 }
 
 function load() {
-  const attempts = []
-  for (const candidate of candidates()) {
-    try {
-      return require(candidate.request)
-    } catch (error) {
-      attempts.push({ candidate, error })
-    }
-  }
-  throw noBinaryError(attempts)
-}
-
-// ---- Only on the error path from here on. ----
-
-/** 'gnu' or 'musl': the C library this Node runs on (Linux only). */
-function linuxLibc() {
-  // The report says what this very Node binary is linked against; a glibc
-  // system may well have musl's loader installed beside it.
-  try {
-    const { header } = process.report.getReport()
-    return header.glibcVersionRuntime ? 'gnu' : 'musl'
-  } catch (error) {
-    // No process.report: go by the dynamic loader present.
-  }
-  try {
-    const fs = require('fs')
-    return fs.readdirSync('/lib').some((name) => name.startsWith('ld-musl-')) ? 'musl' : 'gnu'
-  } catch (error) {
-    return 'gnu'
-  }
-}
-
-/** The build name this machine needs, supported or not: linux-x64-musl, darwin-arm64, freebsd-x64… */
-function platformName() {
-  const { platform, arch } = process
-  if (platform === 'linux') {
-    const libc = linuxLibc()
-    if (arch === 'arm') return libc === 'musl' ? 'linux-arm-musleabihf' : 'linux-arm-gnueabihf'
-    return `linux-${arch}-${libc}`
-  }
-  if (platform === 'win32') return `win32-${arch}-msvc`
-  return `${platform}-${arch}`
-}
-
-function supportedPlatforms() {
-  return Object.keys(TARGETS).reduce((all, key) => all.concat(TARGETS[key]), [])
-}
-
-/** True when the request itself was not found (rather than found and failing to load). */
-function notFound({ candidate, error }) {
-  return error && error.code === 'MODULE_NOT_FOUND' && String(error.message).includes(`'${candidate.request}'`)
-}
-
-function firstLine(error) {
-  return String((error && error.message) || error).split('\n')[0]
-}
-
-function describeAttempt(attempt) {
-  const { candidate, error } = attempt
-  const outcome = notFound(attempt) ? 'not found' : `found, but it failed to load: ${firstLine(error)}`
-  return `  ${candidate.request} (${candidate.what}): ${outcome}`
-}
-
-function noBinaryError(attempts) {
-  const platform = platformName()
-  const supported = supportedPlatforms()
-  const isSupported = supported.includes(platform)
-  const expected = `${PACKAGE}-${platform}`
-  const brokenOnes = attempts.filter((attempt) => !notFound(attempt))
   const explicit = process.env.HANDOVER_NATIVE_LIBRARY_PATH
-  const lines = []
-
-  if (explicit) {
-    lines.push(
-      `handover-native: could not load the native binary HANDOVER_NATIVE_LIBRARY_PATH points at (${explicit}).`,
-      `Platform: ${platform} (Node ${process.version}).`,
-      'Tried:',
-      ...attempts.map(describeAttempt),
-      'What to do: point HANDOVER_NATIVE_LIBRARY_PATH at a handover .node file built for this platform, or unset it',
-      `to use the prebuilt package ${expected}.`,
-    )
-  } else if (!isSupported) {
-    lines.push(
-      `handover-native: this platform is not supported: ${platform} (os ${process.platform}, cpu ${process.arch}` +
-        `${process.platform === 'linux' ? `, libc ${platform.includes('musl') ? 'musl' : 'glibc'}` : ''}; Node ${process.version}).`,
-      `There is no prebuilt package ${expected}.`,
-      `Supported platforms: ${supported.join(', ')}.`,
-      'What to do: run the service on one of those, or build the addon from a git checkout of handover-native',
-      'with `npm run build` (needs Rust, https://rustup.rs), then set HANDOVER_NATIVE_LIBRARY_PATH to the .node file.',
-    )
-    if (attempts.length > 0) lines.push('Tried:', ...attempts.map(describeAttempt))
-  } else {
-    const libc = process.platform === 'linux' ? `, libc ${platform.includes('musl') ? 'musl' : 'glibc'}` : ''
-    lines.push(
-      `handover-native: no native binary could be loaded for ${platform} (os ${process.platform}, cpu ${process.arch}${libc};` +
-        ` Node ${process.version}).`,
-      `It comes in the package ${expected}, an optional dependency that npm installs only on this platform.`,
-      'Tried:',
-      ...attempts.map(describeAttempt),
-      'Likely reasons:',
-    )
-    if (brokenOnes.length > 0) {
-      lines.push(
-        '  - a binary was found but failed to load (see above): a damaged install, one made for another',
-        '    platform, or a Node without N-API 6;',
-      )
-    }
-    lines.push(
-      '  - optional dependencies were left out: installed with --omit=optional or --no-optional',
-      '    (or omit=optional in .npmrc, NPM_CONFIG_OMIT, yarn --ignore-optional);',
-      '  - the lockfile was made on another platform (say macOS, or glibc instead of musl) and npm skipped',
-      `    ${expected}; or node_modules was copied from another machine or image.`,
-      `Supported platforms: ${supported.join(', ')}.`,
-      'What to do:',
-      '  - reinstall on this platform without omitting optional dependencies: rm -rf node_modules && npm install',
-      `    (if the lockfile stays in the way: npm install --save-optional ${expected});`,
-      '  - in a git checkout of handover-native: npm run build (needs Rust, https://rustup.rs).',
-    )
-  }
-
-  const error = new Error(lines.join('\n'))
-  error.code = 'ERR_HANDOVER_NO_BINARY'
-  error.platform = platform
-  error.package = isSupported ? expected : null
-  error.supportedPlatforms = supported
-  error.attempts = attempts.map(({ candidate, error: cause }) => ({
-    request: candidate.request,
-    found: !notFound({ candidate, error: cause }),
-    message: firstLine(cause),
-  }))
-  return error
+  const binding = explicit ? loadExplicit(explicit) : loadForPlatform()
+  if (binding === MISSED) throw require('./binding-errors.js').noBinaryError(attempts, { bundled: looksBundled() })
+  return binding
 }
 
 module.exports = load()
+

@@ -84,6 +84,25 @@ describe('help', () => {
   test('no command at all is a usage error', async () => {
     expect((await run([])).code).toBe(2)
   })
+
+  test('--help says how to get the version', async () => {
+    expect((await run(['--help'])).stdout).toContain('-v/--version')
+  })
+})
+
+describe('version', () => {
+  const { version } = require('../package.json')
+
+  test.each(['--version', '-v'])('%s prints the package version and exits 0', async (flag) => {
+    expect(await run([flag])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' })
+  })
+
+  test('--version works even when the addon cannot load', async () => {
+    const missing = path.join(os.tmpdir(), 'handover-cli-test-no-such-addon.node')
+    expect(await run(['--version'], { HANDOVER_NATIVE_LIBRARY_PATH: missing })).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' })
+    // The same environment does break a command that needs the addon.
+    expect((await run(['decode', '01'], { HANDOVER_NATIVE_LIBRARY_PATH: missing })).stderr).toContain('ERR_HANDOVER_NO_BINARY')
+  })
 })
 
 describe("help shows the library's variables and defaults", () => {

@@ -1,9 +1,9 @@
 'use strict'
 // binding.js without a binary to load: the error must say which platform
 // this is, which package it expected, why it is likely missing, which
-// platforms exist and what to do. Each case runs a copy of index.js and
-// binding.js in a temp folder (no build beside them, no node_modules above
-// them), in a child process. No network.
+// platforms exist and what to do. Each case runs a copy of index.js,
+// binding.js and binding-errors.js in a temp folder (no build beside them, no
+// node_modules above them), in a child process. No network.
 
 const { execFileSync, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -33,7 +33,7 @@ function thisPlatform() {
 let dir
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-loader-'))
-  for (const file of ['index.js', 'binding.js']) fs.copyFileSync(path.join(ROOT, file), path.join(dir, file))
+  for (const file of ['index.js', 'binding.js', 'binding-errors.js']) fs.copyFileSync(path.join(ROOT, file), path.join(dir, file))
 })
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }))
 
@@ -45,19 +45,39 @@ function cleanEnv(extra = {}) {
   return env
 }
 
-/** Requires the copied index.js in a child; returns what it threw. */
-function loadFailure({ env = {}, preload = [] } = {}) {
+/**
+ * Requires the copied index.js (or another module of the temp folder) in a
+ * child; returns what it threw, or { loaded: true } and what it exports.
+ */
+function loadFailure({ env = {}, preload = [], cwd = dir, module = 'index.js' } = {}) {
   const script = `
     try {
-      require('./index.js')
-      console.log(JSON.stringify({ loaded: true }))
+      const loaded = require(${JSON.stringify(path.join(dir, module))})
+      console.log(JSON.stringify({ loaded: true, exports: Object.keys(loaded) }))
     } catch (error) {
-      const { message, code, platform, package: pkg, supportedPlatforms, attempts } = error
-      console.log(JSON.stringify({ message, code, platform, pkg, supportedPlatforms, attempts }))
+      const { message, code, platform, package: pkg, supportedPlatforms, attempts, bundled, version, expectedVersion } = error
+      console.log(JSON.stringify({ message, code, platform, pkg, supportedPlatforms, attempts, bundled, version, expectedVersion }))
     }`
   const args = [...preload.flatMap((file) => ['-r', path.join(FIXTURES, file)]), '-e', script]
-  const out = execFileSync(process.execPath, args, { cwd: dir, env: cleanEnv(env), encoding: 'utf8' })
+  const out = execFileSync(process.execPath, args, { cwd, env: cleanEnv(env), encoding: 'utf8' })
   return JSON.parse(out.trim().split('\n').pop())
+}
+
+/** The addon built in this checkout (npm run build), or null. */
+function builtBinary() {
+  const file = path.join(ROOT, `handover.${thisPlatform()}.node`)
+  return fs.existsSync(file) ? file : null
+}
+
+/** A platform package of the given version holding a copy of the built binary, in the temp folder's node_modules. */
+function installPlatformPackage(version) {
+  const platform = thisPlatform()
+  const folder = path.join(dir, 'node_modules', `handover-native-${platform}`)
+  fs.mkdirSync(folder, { recursive: true })
+  const main = `handover.${platform}.node`
+  fs.writeFileSync(path.join(folder, 'package.json'), JSON.stringify({ name: `handover-native-${platform}`, version, main }))
+  fs.copyFileSync(builtBinary(), path.join(folder, main))
+  return platform
 }
 
 test('on a supported platform: the platform, the package, the reasons, the platforms and the fix', () => {
@@ -135,4 +155,81 @@ test('a load that succeeds reads no process report and lists no folder', () => {
   })
   expect(result.status).toBe(0)
   expect(JSON.parse(result.stdout.trim())).toEqual({ getReport: 0, readdirSync: 0 })
+})
+
+describe('the platform package must be the same version as handover-native', () => {
+  const ours = require('../package.json').version
+  beforeEach(() => fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'handover-native', version: ours })))
+
+  test('another version is refused, naming both versions and the fix', () => {
+    if (process.platform !== 'linux' || !builtBinary()) return
+    const platform = installPlatformPackage('0.0.1-old')
+    const failure = loadFailure()
+    expect(failure).toMatchObject({
+      code: 'ERR_HANDOVER_BINARY_VERSION',
+      pkg: `handover-native-${platform}`,
+      version: '0.0.1-old',
+      expectedVersion: ours,
+    })
+    expect(failure.message).toContain(`handover-native-${platform} is version 0.0.1-old, but handover-native is ${ours}`)
+    expect(failure.message).toContain(`npm install handover-native-${platform}@${ours}`)
+  })
+
+  test('the same version loads', () => {
+    if (process.platform !== 'linux' || !builtBinary()) return
+    installPlatformPackage(ours)
+    expect(loadFailure()).toMatchObject({ loaded: true, exports: expect.arrayContaining(['HandoverPeer']) })
+  })
+})
+
+describe('a relative HANDOVER_NATIVE_LIBRARY_PATH', () => {
+  test('is taken from the working directory, not from the folder of binding.js', () => {
+    if (!builtBinary()) return
+    const work = path.join(dir, 'work')
+    fs.mkdirSync(path.join(work, 'lib'), { recursive: true })
+    fs.copyFileSync(builtBinary(), path.join(work, 'lib', 'addon.node'))
+    const loaded = loadFailure({ cwd: work, env: { HANDOVER_NATIVE_LIBRARY_PATH: 'lib/addon.node' } })
+    expect(loaded).toMatchObject({ loaded: true, exports: expect.arrayContaining(['HandoverPeer']) })
+    const dotted = loadFailure({ cwd: work, env: { HANDOVER_NATIVE_LIBRARY_PATH: './lib/addon.node' } })
+    expect(dotted).toMatchObject({ loaded: true })
+  })
+
+  test('one beside binding.js but not in the working directory is not found, and the error says where it looked', () => {
+    if (!builtBinary()) return
+    fs.copyFileSync(builtBinary(), path.join(dir, 'addon.node'))
+    const work = path.join(dir, 'work')
+    fs.mkdirSync(work)
+    const failure = loadFailure({ cwd: work, env: { HANDOVER_NATIVE_LIBRARY_PATH: './addon.node' } })
+    expect(failure.code).toBe('ERR_HANDOVER_NO_BINARY')
+    expect(failure.attempts).toEqual([expect.objectContaining({ request: path.join(work, 'addon.node'), found: false })])
+    expect(failure.message).toContain(`taken from the working directory (${work})`)
+  })
+})
+
+test('binding.js inside a bundle (not named binding.js) says so and how to take the binary along', () => {
+  if (process.platform !== 'linux') return
+  const platform = thisPlatform()
+  fs.mkdirSync(path.join(dir, 'dist'))
+  fs.copyFileSync(path.join(ROOT, 'binding.js'), path.join(dir, 'dist', 'main.js'))
+  fs.copyFileSync(path.join(ROOT, 'binding-errors.js'), path.join(dir, 'dist', 'binding-errors.js'))
+  const failure = loadFailure({ module: 'dist/main.js' })
+  expect(failure).toMatchObject({ code: 'ERR_HANDOVER_NO_BINARY', bundled: true })
+  expect(failure.message).toMatch(/looks like a bundle/)
+  expect(failure.message).toContain('node-loader')
+  expect(failure.message).toContain(`handover.${platform}.node next to the bundle`)
+  expect(failure.message).toContain('HANDOVER_NATIVE_LIBRARY_PATH')
+  expect(failure.message).toMatch(/external/)
+  // Not bundled: no such advice.
+  expect(loadFailure()).toMatchObject({ code: 'ERR_HANDOVER_NO_BINARY', bundled: false })
+})
+
+test('binding.js names every platform binary literally, for bundlers to find: a local build and the package', () => {
+  const source = fs.readFileSync(path.join(ROOT, 'binding.js'), 'utf8')
+  const literal = (pattern) => [...source.matchAll(pattern)].map((match) => match[1]).sort()
+  const platforms = fs.readdirSync(path.join(ROOT, 'npm')).sort()
+  expect(literal(/require\('\.\/handover\.([\w-]+)\.node'\)/g)).toEqual(platforms)
+  // Tried in the order the errors list the supported platforms (glibc before musl).
+  const order = [...source.matchAll(/require\('\.\/handover\.([\w-]+)\.node'\)/g)].map((match) => match[1])
+  expect(order).toEqual(SUPPORTED)
+  expect(literal(/require\('handover-native-([\w-]+)'\)/g)).toEqual(platforms)
 })

@@ -15,12 +15,13 @@ const { describeMachine, machineMarkdown } = require('./lib/machine.js')
 const { markdownTable } = require('./lib/table.js')
 const { namespacesAvailable } = require('../test-support/isolated.js')
 const { footprint } = require('./suites/footprint.js')
+const { require: requireSuite } = require('./suites/require.js')
 const { latency } = require('./suites/latency.js')
 const { flood } = require('./suites/flood.js')
 const { idle } = require('./suites/idle.js')
 const { loss } = require('./suites/loss.js')
 
-const SUITES = { footprint, latency, flood, idle, loss }
+const SUITES = { footprint, require: requireSuite, latency, flood, idle, loss }
 const ORIGINAL_VERSION = require('handover-lib/package.json').version
 const NO_NAMESPACES =
   'No private network namespaces (they need root): ours ran pinned to loopback; the original, which always ' +

@@ -13,6 +13,13 @@ if (major < 14 || (major === 14 && minor < 18)) {
   process.exit(1)
 }
 
+// Before anything loads the addon: the version is worth knowing most when
+// the binary is missing or of another release.
+if (process.argv[2] === '--version' || process.argv[2] === '-v') {
+  process.stdout.write(`${require('../package.json').version}\n`)
+  process.exit(0)
+}
+
 const { parseArgs } = require('./args')
 const { UsageError, EXIT, exitCodeOf } = require('./errors')
 
@@ -32,6 +39,7 @@ ${Object.values(COMMANDS)
 
 Every command takes -h/--help. Flags override the environment variables the
 library reads (SHUTDOWN_PORT, HANDOVER_NETWORK_MODE, NETWORK_INTERFACE, …).
+handover -v/--version prints the version of handover-native.
 
 Exit codes: 0 done, 1 failed (port in use, send failed; for decode: a
 packet that is not valid), 2 usage or configuration error.
