@@ -15,14 +15,13 @@ export declare class NativePeer {
   get interfaceAddress(): string | null
   /**
    * Sends the first announcement now, then the others on the schedule,
-   * from a timer on this thread's loop (see `uv`), until closed or
-   * handing over. Like the original's interval, it keeps the process alive.
+   * from a timer on this thread's loop, until closed or handing over.
    */
   startBroadcasting(): void
   /**
-   * Binds and joins, then reads the socket on this JS thread (see
-   * `uv`); where the host's loop cannot watch a socket (Bun), on the
-   * runtime thread, calling back through a threadsafe function.
+   * Binds and joins, then reads the socket on this JS thread; where the
+   * host's loop cannot watch a socket (Bun), on the runtime thread,
+   * calling back through a threadsafe function.
    */
   startListening(callback: () => Promise<string | null>, onHandover: (report: HandoverReport) => void): void
   /**
@@ -41,8 +40,10 @@ export declare class NativeStatus {
   constructor(startedAtMs: number, serviceName: string, addresses: Array<string>, contextId: string, options: HandoverOptions | undefined | null, environment: Record<string, string>, logSink?: ((record: LogRecord) => void) | undefined | null)
   get port(): number
   get address(): string
-  startUp(keepAlive: () => void): void
-  startDown(keepAlive: () => void): void
+  /** UP now and every 10 s, from a timer on this thread's loop. */
+  startUp(): void
+  /** DOWN now and every 100 ms, from a timer on this thread's loop. */
+  startDown(): void
   startListening(callback: (message: HandoverStatusMessage) => void): void
   stats(): HandoverStats
   close(): void
@@ -136,6 +137,7 @@ export interface ExtendedAnnouncementDescription {
  * Options for `HandoverPeer` and `HandoverStatus`. Each option wins over
  * its environment variable, which wins over the default. Invalid values
  * throw a `TypeError` or `RangeError` from the constructor.
+ * Each is optional; numbers arrive as JS numbers.
  */
 export interface HandoverOptions {
   /** UDP port. Env `SHUTDOWN_PORT` (peer, default 1536) / `HANDOVER_STATUS_PORT` (status, default 1537). */
@@ -193,7 +195,11 @@ export interface HandoverOptions {
   logLevel?: string
 }
 
-/** Emitted as `'handover'`, and the value of `peer.handover`, once this instance has handed over. */
+/**
+ * The handover finished: the callback settled (or its deadline passed) and
+ * the complete file was written, or could not be. Crosses to JS as itself:
+ * emitted as `'handover'`, and the value of `peer.handover`.
+ */
 export interface HandoverReport {
   type: 'handover'
   /** The younger instance's `startedAt`, ms since the epoch. */

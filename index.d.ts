@@ -150,3 +150,22 @@ export declare function describePacket(packet: Buffer | Uint8Array): PacketDescr
 
 /** Encodes a 120-byte status message (v2); throws on values that do not fit. */
 export declare function encodeStatusMessage(timestampMs: number, serviceName: string, addresses: string[], status: string): Buffer
+
+/** What one channel's settings resolve to, and where each came from (generated from the Rust docs). */
+export type { ChannelSettingsText, ChannelSettings, ChannelSettingOrigins, HandoverSetting } from './binding'
+import type { ChannelSettingsText, ChannelSettings, HandoverSetting } from './binding'
+
+/**
+ * What one channel of a `HandoverPeer` (`'handover'`) or `HandoverStatus`
+ * (`'status'`) would use with these settings (text, as a command line gives
+ * them) and environment (default `process.env`), as the constructors
+ * resolve them. Invalid values throw their `TypeError` / `RangeError`.
+ */
+export declare function resolveChannelSettings(
+  channel: 'handover' | 'status',
+  given?: ChannelSettingsText | null,
+  env?: Record<string, string | undefined>,
+): ChannelSettings
+
+/** Every setting the configuration reads, with its environment variable and default. */
+export declare function settingDescriptions(): HandoverSetting[]

@@ -9,22 +9,23 @@ const native = require('./binding.js')
 
 const ENVIRONMENT_VARIABLES = native.environmentVariables()
 
-/** The part of process.env the configuration reads (read at construction, as the original). */
-function environment() {
+/** The part of an environment the configuration reads (process.env at construction, as the original). */
+function pick(env) {
   const picked = {}
   for (const name of ENVIRONMENT_VARIABLES) {
-    const value = process.env[name]
-    if (value !== undefined) picked[name] = value
+    const value = env[name]
+    if (typeof value === 'string') picked[name] = value
   }
   return picked
 }
 
+const environment = () => pick(process.env)
+
 /**
  * Error codes, as on the errors this package throws (`error.code`):
  * ERR_INVALID_ARG_TYPE and ERR_INVALID_ARG_VALUE (TypeError), ERR_OUT_OF_RANGE (RangeError),
- * ERR_HANDOVER_CLOSED and ERR_HANDOVER_SOCKET (Error). The native side throws
- * with class and code already; only napi's own conversion failures (a value
- * of the wrong JS type for a typed parameter) are translated here.
+ * ERR_HANDOVER_CLOSED, ERR_HANDOVER_SOCKET and ERR_HANDOVER_INTERNAL (Error).
+ * The native side throws them with class and code already.
  */
 const CODES = {
   INVALID_ARG_TYPE: 'ERR_INVALID_ARG_TYPE',
@@ -32,6 +33,7 @@ const CODES = {
   INVALID_ARG_VALUE: 'ERR_INVALID_ARG_VALUE',
   CLOSED: 'ERR_HANDOVER_CLOSED',
   SOCKET: 'ERR_HANDOVER_SOCKET',
+  INTERNAL: 'ERR_HANDOVER_INTERNAL',
 }
 
 /** A TypeError with Node's code for a bad argument. */
@@ -47,29 +49,17 @@ const OUR_CODES = new Set(Object.values(CODES))
 /**
  * Runs a native call. Its errors are rebuilt here, by code: the addon creates
  * them in Node's main realm, where `instanceof RangeError` is false for code
- * running in another one (a Jest test file). napi's own conversion failures
- * become our TypeError.
+ * running in another one (a Jest test file).
  */
 function call(fn) {
   try {
     return fn()
   } catch (error) {
-    if (error && /Expected$/.test(error.code)) throw argumentError(conversionMessage(error.message))
     if (!error || !OUR_CODES.has(error.code)) throw error
     const rebuilt = new (CLASSES[error.name] || Error)(error.message)
     rebuilt.code = error.code
     throw rebuilt
   }
-}
-
-const JS_TYPES = { f64: 'a number', String: 'a string', u32: 'a number', bool: 'a boolean' }
-
-/** napi's "Failed to convert napi value Null into rust type `f64` on HandoverOptions.port", in JS terms. */
-function conversionMessage(message) {
-  const match = /value `?(\w+)`? into rust type `(\w+)`(?: on (?:HandoverOptions|options)\.(\w+))?/.exec(message)
-  if (!match || !match[3]) return message.replace('HandoverOptions.', 'options.')
-  const [, got, rustType, field] = match
-  return `options.${field} must be ${JS_TYPES[rustType] || rustType}; got ${got.toLowerCase()}`
 }
 
 /**
@@ -348,16 +338,14 @@ class HandoverStatus extends Channel {
     Object.defineProperty(this, '_native', { value: status })
     this.networkPort = status.port
     this.statusBroadcastAddress = status.address
-    // A running ticker keeps the process alive, as a JS interval would.
-    Object.defineProperty(this, '_keepAlive', { value: () => {} })
   }
 
   startBroadcastingServiceUp() {
-    call(() => this._native.startUp(this._keepAlive))
+    call(() => this._native.startUp())
   }
 
   startBroadcastingServiceDown() {
-    call(() => this._native.startDown(this._keepAlive))
+    call(() => this._native.startDown())
   }
 
   startListening(callback) {
@@ -397,4 +385,25 @@ function encodeStatusMessage(timestamp, serviceName, addresses, status) {
 // (cjs-module-lexer) sees every name: `import { describePacket } from
 // 'handover-native'` then works from ES modules. Add new exports here, as
 // identifiers, not as `name: expression`.
-module.exports = { HandoverPeer, HandoverStatus, describePacket, encodeStatusMessage }
+/**
+ * What one channel of a HandoverPeer ('handover') or HandoverStatus
+ * ('status') would use with these settings (text, as a command line gives
+ * them) and environment, and where each value came from (for tools).
+ */
+function resolveChannelSettings(channel, given, env = process.env) {
+  return call(() => native.resolveChannelSettings(channel, given, pick(env)))
+}
+
+/** Every setting the configuration reads, with its variable and default (for help texts). */
+function settingDescriptions() {
+  return native.settingDescriptions()
+}
+
+module.exports = {
+  HandoverPeer,
+  HandoverStatus,
+  describePacket,
+  encodeStatusMessage,
+  resolveChannelSettings,
+  settingDescriptions,
+}

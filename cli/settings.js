@@ -8,7 +8,8 @@
 // the LAN), and the library's log level defaults to 'warning' here.
 
 const os = require('node:os')
-const native = require('../binding.js')
+// The same public entry users require.
+const library = require('../index.js')
 const { UsageError } = require('./errors')
 
 /** The CLI prints what it did, so the library's info lines are noise unless asked for. */
@@ -32,8 +33,7 @@ const FLAGS = {
   },
 }
 
-const SETTINGS = native.settingDescriptions()
-const ENVIRONMENT_VARIABLES = native.environmentVariables()
+const SETTINGS = library.settingDescriptions()
 
 /** The library's description of an option: its environment variable and default. */
 function setting(option, channel = 'handover') {
@@ -42,12 +42,6 @@ function setting(option, channel = 'handover') {
   return found
 }
 
-/** The part of the environment the library reads. */
-function environmentOf(env) {
-  const picked = {}
-  for (const name of ENVIRONMENT_VARIABLES) if (typeof env[name] === 'string') picked[name] = env[name]
-  return picked
-}
 
 const CODED = new Set(['ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE'])
 
@@ -58,7 +52,7 @@ function resolveSettings(channel, flags, env) {
     if (flags[flag] !== undefined) given[option] = flags[flag]
   }
   try {
-    return native.resolveChannelSettings(channel, given, environmentOf(env))
+    return library.resolveChannelSettings(channel, given, env)
   } catch (error) {
     if (!error || !CODED.has(error.code)) throw error
     // The message starts with what was wrong: `options.port` (a flag here)

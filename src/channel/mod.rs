@@ -24,6 +24,8 @@ pub enum ChannelError {
     Closed(&'static str),
     /// The OS refused a socket (or the host its loop).
     Io(String),
+    /// The environment's registry was already in use: a bug, said loudly.
+    Reentrant,
 }
 
 impl ChannelError {
@@ -37,6 +39,7 @@ impl std::fmt::Display for ChannelError {
         match self {
             ChannelError::Closed(class) => write!(f, "this {class} is closed"),
             ChannelError::Io(m) => f.write_str(m),
+            ChannelError::Reentrant => f.write_str("the object registry is already in use (a re-entrant call)"),
         }
     }
 }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::channel::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
-use crate::channel::lifecycle::{Closable, CloseHandle};
+use crate::channel::lifecycle::{Closable, CloseHandle, HostLoop, Slot};
 use crate::channel::stats::{Outcome, Snapshot, Tally};
 use crate::channel::ChannelError;
 use crate::config::PeerConfig;
@@ -43,6 +43,7 @@ use crate::io::clock;
 use crate::io::complete;
 use crate::io::log::{Level, Logger};
 use crate::io::net::{Drain, Interface, NextRead, Packet};
+use crate::io::uv::{Readiness, Then, Watch};
 use crate::protocol::auth::{Refusal, Verifier, DEFAULT_REPLAY_WINDOW_MS};
 use crate::protocol::schedule;
 use crate::protocol::seniority::{judge, Identity, Verdict};
@@ -86,14 +87,24 @@ pub struct ShuttingDown {
 }
 
 /// The handover finished: the callback settled (or its deadline passed) and
-/// the complete file was written, or could not be.
+/// the complete file was written, or could not be. Crosses to JS as itself:
+/// emitted as `'handover'`, and the value of `peer.handover`.
+#[cfg_attr(not(test), napi_derive::napi(object, object_from_js = false, use_nullable = true))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandoverReport {
+    #[cfg_attr(not(test), napi(ts_type = "'handover'"))]
+    pub r#type: &'static str,
+    /// The younger instance's `startedAt`, ms since the epoch.
     pub heard_started_at: i64,
-    pub from: SocketAddrV4,
+    /// `address:port` the announcement came from.
+    pub from: String,
+    /// Message and stack of what the shutdown callback threw or rejected with.
     pub callback_error: Option<String>,
+    /// True when the callback did not settle within `callbackTimeoutMs`.
     pub callback_timed_out: bool,
+    /// Where the handover-complete file was written.
     pub complete_file: Option<String>,
+    /// Why it could not be written (path and OS error).
     pub complete_file_error: Option<String>,
 }
 
@@ -279,6 +290,19 @@ impl Peer {
         Ok(true)
     }
 
+    /// `start_broadcasting()`, then the rest of the schedule on the host's
+    /// loop, until closed or handing over. Like the original's interval, the
+    /// schedule keeps the process alive.
+    pub fn broadcast_on(&self, host: &HostLoop<'_>) -> Result<(), ChannelError> {
+        if !self.start_broadcasting()? {
+            return Ok(());
+        }
+        let peer = self.clone();
+        host.run_schedule(Slot::Announcements, self.announcement_offsets(), move || {
+            peer.announce()
+        })
+    }
+
     /// One scheduled announcement. False once there is nothing more to
     /// announce (closed, or handing over): the caller stops its schedule.
     pub fn announce(&self) -> bool {
@@ -325,6 +349,40 @@ impl Peer {
             callback: Some(callback),
             events,
         }))
+    }
+
+    /// Listens with the listener driven by the host's loop on the JS thread
+    /// (see `io::uv`): a younger announcement reaches the callback with one
+    /// wake-up. The watch is kept in the registry, which stops it on
+    /// `close()`; the caller takes it out once the report is out.
+    pub fn listen_on_loop<C>(
+        &self,
+        host: &HostLoop<'_>,
+        callback: C,
+        events: Arc<dyn Events>,
+    ) -> Result<(), ChannelError>
+    where
+        C: FnOnce(ShuttingDown) -> CallbackCalled + 'static,
+    {
+        let Some(mut listener) = self.listen(callback, events)? else {
+            return Ok(());
+        };
+        let socket = Watch::socket_of(listener.socket());
+        let watch = Watch::start(host.api, host.event_loop, socket, move |readiness| {
+            let next = match readiness {
+                Readiness::Ready => listener.readable(),
+                Readiness::Failed(e) => listener.socket_failed(e),
+            };
+            match next {
+                NextRead::After(pause) => Then::After(pause),
+                // The poll reports a socket that still holds packets again
+                // on the loop's next turn.
+                NextRead::Now | NextRead::WhenReadable => Then::Wait,
+            }
+        })
+        .map_err(|e| ChannelError::Io(e.to_string()))?;
+        drop(host.registry.put(host.key, Slot::Listener, Box::new(watch))?);
+        Ok(())
     }
 
     /// Listens with the listener driven by a task on the runtime: for hosts
@@ -411,8 +469,9 @@ impl Core {
             "Shutting down, theres a new server running with timestamp : {heard} and we have {own} (announced from {from})"
         ));
         let mut report = HandoverReport {
+            r#type: "handover",
             heard_started_at: heard,
-            from,
+            from: from.to_string(),
             callback_error: None,
             callback_timed_out: false,
             complete_file: None,

@@ -23,15 +23,17 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::channel::lifecycle::{HostLoop, Registry};
 use crate::channel::peer::{
     CallbackCalled, CallbackFailure, Events, HandoverReport, Peer, ShutdownCallback, ShuttingDown,
 };
-use crate::channel::status::{KeepAlive, StatusChannel, StatusSink};
+use crate::channel::status::{Announce, StatusChannel, StatusSink};
 use crate::channel::ChannelError;
 use crate::config::{Options, PeerConfig, StatusConfig};
 use crate::io::clock;
 use crate::io::log::{Level, Logger, Sink};
 use crate::io::net;
+use crate::io::uv::fake;
 use crate::protocol::wire::{self, StatusMessage};
 
 // ---------------------------------------------------------------- helpers
@@ -138,7 +140,7 @@ struct Probe {
     heard: Arc<Mutex<Vec<ShuttingDown>>>,
     /// When (on the test's clock) the callback was called.
     called_at: Arc<Mutex<Option<Instant>>>,
-    keep_alive_released: Arc<AtomicBool>,
+    events_let_go: Arc<AtomicBool>,
     reports: Arc<Mutex<Vec<HandoverReport>>>,
 }
 
@@ -157,8 +159,8 @@ impl Probe {
         reports[0].clone()
     }
 
-    fn keep_alive_released(&self) -> bool {
-        self.keep_alive_released.load(Ordering::SeqCst)
+    fn events_let_go(&self) -> bool {
+        self.events_let_go.load(Ordering::SeqCst)
     }
 }
 
@@ -168,7 +170,7 @@ impl Probe {
 struct RecordingEvents {
     probe: Probe,
     reports: mpsc::UnboundedSender<HandoverReport>,
-    _keep_alive: Held,
+    _held: Held,
 }
 
 impl Events for RecordingEvents {
@@ -205,7 +207,7 @@ fn fakes(
     let events = Arc::new(RecordingEvents {
         probe: probe.clone(),
         reports: sender,
-        _keep_alive: Held(probe.keep_alive_released.clone()),
+        _held: Held(probe.events_let_go.clone()),
     });
     (callback, events, probe, receiver)
 }
@@ -299,7 +301,7 @@ async fn a_burst_of_younger_announcements_hands_over_exactly_once() {
     }
     assert_eq!(probe.calls(), 1);
     assert_eq!(probe.report_count(), 0, "no report before the callback settles");
-    assert!(!probe.keep_alive_released(), "the handover holds the process");
+    assert!(!probe.events_let_go(), "the handover holds the process");
 
     settle.send(Ok(())).unwrap();
     until("the report", || probe.report_count() > 0).await;
@@ -310,7 +312,10 @@ async fn a_burst_of_younger_announcements_hands_over_exactly_once() {
         (None, false)
     );
     assert_complete_file_written(&report, &dir);
-    until("the keep-alive to be let go", || probe.keep_alive_released()).await;
+    until("the events (what keeps the process alive) to be let go", || {
+        probe.events_let_go()
+    })
+    .await;
 
     // Younger announcements after the handover change nothing.
     announce_younger(&sender, PORT, own, 5_000, 20);
@@ -354,7 +359,10 @@ async fn a_callback_that_never_settles_is_given_up_at_the_callback_timeout() {
     assert_eq!(report.callback_error, None);
     assert_complete_file_written(&report, &dir);
     assert_eq!(probe.report(), report);
-    until("the keep-alive to be let go", || probe.keep_alive_released()).await;
+    until("the events (what keeps the process alive) to be let go", || {
+        probe.events_let_go()
+    })
+    .await;
     assert!(lines
         .lock()
         .unwrap()
@@ -402,7 +410,7 @@ async fn close_during_a_handover_lets_it_finish() {
     // The handover still holds the process open, whatever close() does.
     tokio::task::yield_now().await;
     assert!(
-        !probe.keep_alive_released(),
+        !probe.events_let_go(),
         "close() must not let go of a handover under way"
     );
     assert!(matches!(
@@ -428,7 +436,10 @@ async fn close_during_a_handover_lets_it_finish() {
     );
     assert_complete_file_written(&report, &dir);
     assert_eq!(probe.calls(), 1);
-    until("the keep-alive to be let go", || probe.keep_alive_released()).await;
+    until("the events (what keeps the process alive) to be let go", || {
+        probe.events_let_go()
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -444,7 +455,10 @@ async fn an_environment_that_ends_before_the_callback_settles_gives_the_handover
 
     // What the JS environment's teardown does (a worker terminated).
     peer.close_handle().environment_ended();
-    until("the keep-alive to be let go", || probe.keep_alive_released()).await;
+    until("the events (what keeps the process alive) to be let go", || {
+        probe.events_let_go()
+    })
+    .await;
     assert_eq!(probe.report_count(), 0, "no report: nobody is left to hear it");
     assert!(
         !dir.file().exists(),
@@ -478,7 +492,10 @@ async fn a_callback_that_could_not_run_for_an_ended_environment_writes_no_file()
     assert!(!dir.file().exists());
     // The teardown that follows closes the listener, the last holder.
     peer.close_handle().environment_ended();
-    until("the keep-alive to be let go", || probe.keep_alive_released()).await;
+    until("the events (what keeps the process alive) to be let go", || {
+        probe.events_let_go()
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -636,11 +653,10 @@ async fn a_younger_peer_makes_the_older_one_hand_over_and_not_the_reverse() {
 }
 
 // ---------------------------------------------------------------- status
-
-/// Holds nothing; its strong count says who holds it.
-struct Token;
-
-impl KeepAlive for Token {}
+//
+// The tickers run as the addon runs them, on a JS thread's libuv loop
+// (`HostLoop::run_schedule`), here the fake one of `io::uv::fake`, whose
+// clock the test moves. An active timer is what keeps a process alive.
 
 /// Records every status message heard.
 #[derive(Default)]
@@ -668,95 +684,124 @@ fn status_channel(port: u16) -> StatusChannel {
     StatusChannel::new(identity, config, log)
 }
 
-fn keep_alive(token: &Arc<Token>) -> Arc<dyn KeepAlive> {
-    token.clone()
+/// A status channel registered with a fresh fake loop, as the addon
+/// registers one with its environment.
+struct OnFakeLoop {
+    status: StatusChannel,
+    registry: Registry,
+    key: u64,
 }
 
-/// Moves the test's clock to `at_ms` after `start`, through every tick due on the way.
-async fn clock_to(start: Instant, at_ms: u64) {
-    tokio::time::sleep_until(start + Duration::from_millis(at_ms)).await;
+impl OnFakeLoop {
+    fn new(port: u16) -> Self {
+        fake::reset();
+        let status = status_channel(port);
+        let registry = Registry::default();
+        let key = registry.add(status.close_handle()).unwrap();
+        OnFakeLoop { status, registry, key }
+    }
+
+    fn host(&self) -> HostLoop<'_> {
+        HostLoop {
+            api: &fake::FAKE,
+            event_loop: fake::LOOP_PTR,
+            registry: &self.registry,
+            key: self.key,
+            now: fake::now,
+        }
+    }
+
+    fn start(&self, what: Announce) -> Result<(), ChannelError> {
+        self.status.start_on(&self.host(), what)
+    }
+
+    /// What `close()` on the JS object does.
+    fn close(&self) {
+        self.status.close();
+        drop(self.registry.remove(self.key).unwrap());
+    }
+
+    fn sent(&self) -> u64 {
+        self.status.stats().sent
+    }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_second_start_down_restarts_the_down_ticker() {
-    let status = status_channel(47_970);
-    let start = Instant::now();
-    let (first, second) = (Arc::new(Token), Arc::new(Token));
-    status.start_down(keep_alive(&first)).unwrap();
-    assert_eq!(status.stats().sent, 1, "DOWN at once");
+/// Moves the fake loop's clock to `at_ms`, through every tick due on the way.
+fn clock_to(at_ms: u64) {
+    fake::advance_by(at_ms - fake::now_ms());
+}
 
-    clock_to(start, 50).await;
-    status.start_down(keep_alive(&second)).unwrap();
-    assert_eq!(status.stats().sent, 2, "DOWN at once again");
+#[test]
+fn a_second_start_down_restarts_the_down_ticker() {
+    let on = OnFakeLoop::new(47_970);
+    on.start(Announce::Down).unwrap();
+    assert_eq!(on.sent(), 1, "DOWN at once");
+    assert_eq!(fake::active_timers(), 1);
+
+    clock_to(50);
+    on.start(Announce::Down).unwrap();
+    assert_eq!(on.sent(), 2, "DOWN at once again");
+    assert_eq!(fake::active_timers(), 1, "the replaced ticker stopped");
 
     // The old grid (100, 200, …) is gone; the new one is 150, 250, …
-    clock_to(start, 120).await;
-    assert_eq!(status.stats().sent, 2, "no tick at 100 ms");
-    assert_eq!(
-        Arc::strong_count(&first),
-        1,
-        "the replaced ticker let go of its keep-alive"
-    );
-    assert_eq!(Arc::strong_count(&second), 2);
-    clock_to(start, 160).await;
-    assert_eq!(status.stats().sent, 3, "a tick at 150 ms");
-    clock_to(start, 560).await;
-    assert_eq!(status.stats().sent, 7, "ticks at 150, 250, 350, 450, 550 ms");
+    clock_to(120);
+    assert_eq!(on.sent(), 2, "no tick at 100 ms");
+    clock_to(160);
+    assert_eq!(on.sent(), 3, "a tick at 150 ms");
+    clock_to(560);
+    assert_eq!(on.sent(), 7, "ticks at 150, 250, 350, 450, 550 ms");
 
-    status.close();
-    clock_to(start, 1_000).await;
-    assert_eq!(status.stats().sent, 7, "nothing after close");
-    assert_eq!(Arc::strong_count(&second), 1);
+    on.close();
+    assert_eq!(fake::active_timers(), 0, "close() stops the ticker");
+    clock_to(1_000);
+    assert_eq!(on.sent(), 7, "nothing after close");
     assert!(matches!(
-        status.start_down(keep_alive(&second)),
+        on.start(Announce::Down),
         Err(ChannelError::Closed("HandoverStatus"))
     ));
+    assert_eq!(fake::run_closes(), 2, "both tickers' handles are closed");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_second_start_up_changes_nothing() {
-    let status = status_channel(47_971);
-    let start = Instant::now();
-    let (first, second) = (Arc::new(Token), Arc::new(Token));
-    status.start_up(keep_alive(&first)).unwrap();
-    assert_eq!(status.stats().sent, 1, "UP at once");
+#[test]
+fn a_second_start_up_changes_nothing() {
+    let on = OnFakeLoop::new(47_971);
+    on.start(Announce::Up).unwrap();
+    assert_eq!(on.sent(), 1, "UP at once");
 
-    clock_to(start, 1_000).await;
-    status.start_up(keep_alive(&second)).unwrap();
-    assert_eq!(status.stats().sent, 1, "no extra UP");
-    assert_eq!(Arc::strong_count(&second), 1, "no second ticker holds a keep-alive");
-    assert_eq!(Arc::strong_count(&first), 2);
+    clock_to(1_000);
+    on.start(Announce::Up).unwrap();
+    assert_eq!(on.sent(), 1, "no extra UP");
+    assert_eq!(fake::active_timers(), 1, "no second ticker");
 
-    // Still the first grid: 10 s, 20 s (a second ticker would add 1 s, 11 s, 21 s).
-    clock_to(start, 10_500).await;
-    assert_eq!(status.stats().sent, 2);
-    clock_to(start, 20_500).await;
-    assert_eq!(status.stats().sent, 3);
-    status.close();
+    // Still the first grid: 10 s, 20 s (a second ticker would add 11 s, 21 s).
+    clock_to(10_500);
+    assert_eq!(on.sent(), 2);
+    clock_to(20_500);
+    assert_eq!(on.sent(), 3);
+    on.close();
+    fake::run_closes();
 }
 
 #[tokio::test(start_paused = true)]
 async fn up_and_down_both_run_as_in_handover_lib() {
     const PORT: u16 = 47_972;
-    let status = status_channel(PORT);
+    let on = OnFakeLoop::new(PORT);
     let sink = Arc::new(RecordingSink::default());
-    status.start_listening(sink.clone()).unwrap();
-    let start = Instant::now();
-    let token = Arc::new(Token);
-    status.start_up(keep_alive(&token)).unwrap();
-    clock_to(start, 50).await;
-    status.start_down(keep_alive(&token)).unwrap();
-    assert_eq!(Arc::strong_count(&token), 3, "both tickers run");
+    on.status.start_listening(sink.clone()).unwrap();
+    on.start(Announce::Up).unwrap();
+    clock_to(50);
+    on.start(Announce::Down).unwrap();
+    assert_eq!(fake::active_timers(), 2, "both tickers run");
 
     // UP at 0; DOWN at 50, 150, …, 950.
-    clock_to(start, 1_020).await;
-    assert_eq!(status.stats().sent, 11);
+    clock_to(1_020);
+    assert_eq!(on.sent(), 11);
     until("UP and ten DOWN heard", || sink.heard.lock().unwrap().len() == 11).await;
     assert_eq!((sink.count("UP"), sink.count("DOWN")), (1, 10));
 
     // UP at 10 s too: DOWN did not stop it. DOWN at 50, …, 9 950 ms.
-    clock_to(start, 10_020).await;
-    assert_eq!(status.stats().sent, 102);
+    clock_to(10_020);
+    assert_eq!(on.sent(), 102);
     until("102 messages heard", || sink.heard.lock().unwrap().len() == 102).await;
     assert_eq!((sink.count("UP"), sink.count("DOWN")), (2, 100));
     let message = sink.heard.lock().unwrap()[0].clone();
@@ -769,18 +814,16 @@ async fn up_and_down_both_run_as_in_handover_lib() {
             status: "UP".into(),
         }
     );
-    assert_eq!(status.stats().accepted, 102);
+    assert_eq!(on.status.stats().accepted, 102);
 
     // A second UP while DOWN runs still changes nothing.
-    status.start_up(keep_alive(&token)).unwrap();
-    assert_eq!(status.stats().sent, 102);
+    on.start(Announce::Up).unwrap();
+    assert_eq!(on.sent(), 102);
 
-    status.close();
-    clock_to(start, 11_000).await;
-    assert_eq!(status.stats().sent, 102);
-    assert_eq!(Arc::strong_count(&token), 1, "close() stops both tickers");
-    assert!(matches!(
-        status.start_up(keep_alive(&token)),
-        Err(ChannelError::Closed(_))
-    ));
+    on.close();
+    clock_to(11_000);
+    assert_eq!(on.sent(), 102);
+    assert_eq!(fake::active_timers(), 0, "close() stops both tickers");
+    assert!(matches!(on.start(Announce::Up), Err(ChannelError::Closed(_))));
+    fake::run_closes();
 }

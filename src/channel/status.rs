@@ -7,10 +7,8 @@ use std::net::{SocketAddrV4, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::AbortHandle;
-
 use crate::channel::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
-use crate::channel::lifecycle::{Closable, CloseHandle};
+use crate::channel::lifecycle::{Closable, CloseHandle, HostLoop, Slot};
 use crate::channel::stats::{Outcome, Snapshot, Tally};
 use crate::channel::ChannelError;
 use crate::config::StatusConfig;
@@ -28,45 +26,35 @@ pub trait StatusSink: Send + Sync + 'static {
     fn deliver(&self, message: StatusMessage, from: SocketAddrV4) -> bool;
 }
 
-/// Holding one keeps the JS process alive (a ticker is like a JS interval).
-pub trait KeepAlive: Send + Sync + 'static {}
-
+#[derive(Clone)]
 pub struct StatusChannel {
     core: Arc<Core>,
 }
 
 struct Core {
     endpoint: Endpoint<Tickers>,
-    /// What every message of this channel says about this instance.
-    identity: StatusIdentity,
+    /// What each UP and DOWN message says, made once: the identity is fixed.
+    up: Vec<u8>,
+    down: Vec<u8>,
 }
 
-/// The one slot of each ticker.
+/// What the channel knows of its tickers; the tickers themselves run on the
+/// JS thread's loop (`HostLoop`), in the environment's registry.
 #[derive(Default)]
 struct Tickers {
-    up: Option<AbortHandle>,
-    down: Option<AbortHandle>,
-}
-
-impl Tickers {
-    fn slot(&mut self, what: Announce) -> &mut Option<AbortHandle> {
-        match what {
-            Announce::Up => &mut self.up,
-            Announce::Down => &mut self.down,
-        }
-    }
+    /// UP runs: a second `start_up` changes nothing.
+    up: bool,
 }
 
 impl ChannelState for Tickers {
     fn close(&mut self) {
-        for ticker in [self.up.take(), self.down.take()].into_iter().flatten() {
-            ticker.abort();
-        }
+        self.up = false;
     }
 }
 
-#[derive(Clone, Copy)]
-enum Announce {
+/// Which status an instance announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announce {
     Up,
     Down,
 }
@@ -85,6 +73,13 @@ impl Announce {
             Announce::Down => DOWN_PERIOD,
         }
     }
+
+    fn slot(self) -> Slot {
+        match self {
+            Announce::Up => Slot::Up,
+            Announce::Down => Slot::Down,
+        }
+    }
 }
 
 impl StatusChannel {
@@ -96,7 +91,8 @@ impl StatusChannel {
         StatusChannel {
             core: Arc::new(Core {
                 endpoint: Endpoint::new(role, config.channel, log),
-                identity,
+                up: wire::encode_status(&identity, &Announce::Up.label()).to_vec(),
+                down: wire::encode_status(&identity, &Announce::Down.label()).to_vec(),
             }),
         }
     }
@@ -105,47 +101,53 @@ impl StatusChannel {
         self.core.endpoint.stats.snapshot()
     }
 
-    /// UP now and every 10 s; a second call while UP runs does nothing.
-    /// Leaves DOWN running, as handover-lib does.
-    pub fn start_up(&self, keep_alive: Arc<dyn KeepAlive>) -> Result<(), ChannelError> {
-        self.start(Announce::Up, keep_alive)
-    }
-
-    /// DOWN now and every 100 ms; a second call restarts the ticker. Leaves
+    /// UP now and every 10 s, on the host's loop; a second call while UP
+    /// runs does nothing. Leaves DOWN running, as handover-lib does.
+    /// DOWN now and every 100 ms; a second call restarts its ticker. Leaves
     /// UP running, as handover-lib does: listeners hear both, and DOWN is
-    /// terminal for this instance (see docs/MIGRATING.md).
-    pub fn start_down(&self, keep_alive: Arc<dyn KeepAlive>) -> Result<(), ChannelError> {
-        self.start(Announce::Down, keep_alive)
+    /// terminal for this instance (see docs/MIGRATING.md). Like a JS
+    /// interval, a running ticker keeps the process alive.
+    pub fn start_on(&self, host: &HostLoop<'_>, what: Announce) -> Result<(), ChannelError> {
+        if !self.start(what)? {
+            return Ok(());
+        }
+        let channel = self.clone();
+        host.run_schedule(what.slot(), schedule::every(what.period()), move || {
+            channel.announce(what)
+        })
     }
 
-    fn start(&self, what: Announce, keep_alive: Arc<dyn KeepAlive>) -> Result<(), ChannelError> {
+    /// Sends the first message now; true when its ticker should (re)start.
+    fn start(&self, what: Announce) -> Result<bool, ChannelError> {
         let core = &self.core;
-        let endpoint = &core.endpoint;
-        let mut shared = endpoint.lock_open()?;
-        let slot = shared.channel.slot(what);
-        if let Announce::Up = what {
-            if slot.is_some() {
-                return Ok(());
+        let mut shared = core.endpoint.lock_open()?;
+        if what == Announce::Up {
+            if shared.channel.up {
+                return Ok(false);
             }
+            shared.channel.up = true;
         }
-        if let Some(stale) = slot.take() {
-            stale.abort();
+        let sender = core.endpoint.sender(&mut shared)?;
+        drop(shared);
+        core.send(&sender, what);
+        Ok(true)
+    }
+
+    /// One scheduled message; false once closed (the ticker stops).
+    pub fn announce(&self, what: Announce) -> bool {
+        let endpoint = &self.core.endpoint;
+        let mut shared = endpoint.lock();
+        if shared.closed {
+            return false;
         }
-        let sender = endpoint.sender(&mut shared)?;
-        let packet = wire::encode_status(&core.identity, &what.label());
-        core.send(&sender, &packet, what);
-        let task_core = core.clone();
-        let start = tokio::time::Instant::now();
-        let handle = crate::io::runtime::spawn(async move {
-            let _keep_alive = keep_alive;
-            schedule::run(start, schedule::every(what.period()), || {
-                task_core.send(&sender, &packet, what);
-                async {}
-            })
-            .await;
-        });
-        *shared.channel.slot(what) = Some(handle.abort_handle());
-        Ok(())
+        match endpoint.sender(&mut shared) {
+            Ok(sender) => {
+                drop(shared);
+                self.core.send(&sender, what);
+            }
+            Err(_) => endpoint.stats.sent(false),
+        }
+        true
     }
 
     pub fn start_listening(&self, sink: Arc<dyn StatusSink>) -> Result<(), ChannelError> {
@@ -175,7 +177,11 @@ impl Closable for Core {
 }
 
 impl Core {
-    fn send(&self, socket: &UdpSocket, packet: &[u8], what: Announce) {
+    fn send(&self, socket: &UdpSocket, what: Announce) {
+        let packet = match what {
+            Announce::Up => &self.up,
+            Announce::Down => &self.down,
+        };
         self.endpoint
             .send(socket, packet, format_args!("status {}", what.label()));
     }

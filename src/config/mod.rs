@@ -26,18 +26,50 @@ pub const DEFAULT_COMPLETE_PATH: &str = "/tmp/balena/handover-complete";
 /// The supervisor mounts the same folder at both names.
 pub const LEGACY_COMPLETE_PATH: &str = "/tmp/resin/resin-kill-me";
 
-/// What a caller may set; `None` means "not given". Numbers arrive as JS numbers.
+/// Options for `HandoverPeer` and `HandoverStatus`. Each option wins over
+/// its environment variable, which wins over the default. Invalid values
+/// throw a `TypeError` or `RangeError` from the constructor.
+/// Each is optional; numbers arrive as JS numbers.
+#[cfg_attr(not(test), napi_derive::napi(object, js_name = "HandoverOptions"))]
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// UDP port. Env `SHUTDOWN_PORT` (peer, default 1536) / `HANDOVER_STATUS_PORT` (status, default 1537).
     pub port: Option<f64>,
+    /// Where announcements are sent: a multicast group (joined by the
+    /// listener), or a unicast or broadcast address. Env
+    /// `SHUTDOWN_BROADCAST_ADDRESS` / `HANDOVER_STATUS_BROADCAST_ADDRESS`;
+    /// default `239.192.16.16`.
     pub address: Option<String>,
+    /// `'bridge'` (default): join on the default interface; each container
+    /// has its own network namespace. `'host'`: join and send only on
+    /// `networkInterface`, so that a fleet on one LAN does not hear each
+    /// other. Env `HANDOVER_NETWORK_MODE`.
+    #[cfg_attr(not(test), napi(ts_type = "'bridge' | 'host'"))]
     pub network_mode: Option<String>,
+    /// Host mode: the interface's name or IPv4 address. Env `NETWORK_INTERFACE`; default `supervisor0`.
     pub network_interface: Option<String>,
+    /// Regular interval between announcements in ms (after the start-up
+    /// burst). Env `HANDOVER_HEARTBEAT_INTERVAL_MS`; default 10000.
     pub heartbeat_interval_ms: Option<f64>,
+    /// Where the handover-complete file is written. Env
+    /// `BALENA_SERVICE_HANDOVER_COMPLETE_PATH`; default
+    /// `/tmp/balena/handover-complete`, or `/tmp/resin/resin-kill-me` when
+    /// only `/tmp/resin` exists. A relative path is relative to the working
+    /// directory; a symbolic link is written through (the link stays).
     pub handover_complete_path: Option<String>,
+    /// Write the complete file anyway when the shutdown callback has not
+    /// settled after this many ms. Env `HANDOVER_CALLBACK_TIMEOUT_MS`;
+    /// default: wait forever.
     pub callback_timeout_ms: Option<f64>,
+    /// Service scope: announcements of other services are ignored. Env
+    /// `BALENA_SERVICE_NAME`. At most 63 bytes of UTF-8 (a `RangeError`
+    /// here); a longer `BALENA_SERVICE_NAME` is shortened, with a warning.
     pub service_name: Option<String>,
+    /// Shared secret: announcements are signed (HMAC-SHA256) and unsigned,
+    /// forged or replayed ones ignored. Env `HANDOVER_SECRET`.
     pub secret: Option<String>,
+    /// Syslog level name: `emerg alert crit error warning notice info debug`
+    /// (`warn`, `err`, `critical`, `fatal` accepted too). Env `LOGLEVEL`; default `info`.
     pub log_level: Option<String>,
 }
 

@@ -12,10 +12,28 @@ pub use crate::protocol::level::Level;
 mod line;
 pub mod writer;
 
-pub use line::{iso_time, iso_time_ms, Line, Text};
+pub use line::{dropped_lines, iso_time, iso_time_ms, Line, Text};
 
 /// Where formatted lines go; the JS bridge supplies one for a custom logger.
 pub type Sink = Arc<dyn Fn(Level, &str) + Send + Sync>;
+
+/// A sink over a bounded queue (`send` returns false when it is full):
+/// lines that do not fit are counted, and once the queue has room again a
+/// warning says how many were lost. The stdout writer does the same in
+/// `writer`.
+pub fn bounded_sink(send: impl Fn(Level, String) -> bool + Send + Sync + 'static) -> Sink {
+    let dropped = std::sync::atomic::AtomicU64::new(0);
+    Arc::new(move |level: Level, message: &str| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let lost = dropped.swap(0, Relaxed);
+        if lost > 0 && !send(Level::Warning, dropped_lines(lost, "the logger")) {
+            dropped.fetch_add(lost, Relaxed);
+        }
+        if !send(level, message.to_string()) {
+            dropped.fetch_add(1, Relaxed);
+        }
+    })
+}
 
 #[derive(Clone)]
 pub struct Logger {
@@ -157,5 +175,33 @@ mod tests {
         logger.info(format_args!("hidden"));
         logger.warn(format_args!("shown {}", 1));
         assert_eq!(*seen.lock().unwrap(), vec![(Level::Warning, "shown 1".to_string())]);
+    }
+
+    #[test]
+    fn a_bounded_sink_counts_what_did_not_fit_and_says_so_once_there_is_room() {
+        let room = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (open, lines) = (room.clone(), seen.clone());
+        let sink = bounded_sink(move |level, line| {
+            let fits = open.load(std::sync::atomic::Ordering::SeqCst);
+            if fits {
+                lines.lock().unwrap().push((level, line));
+            }
+            fits
+        });
+        sink(Level::Info, "lost 1");
+        sink(Level::Info, "lost 2");
+        room.store(true, std::sync::atomic::Ordering::SeqCst);
+        sink(Level::Info, "kept");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                (
+                    Level::Warning,
+                    "2 log line(s) dropped: the logger did not keep up".to_string()
+                ),
+                (Level::Info, "kept".to_string())
+            ]
+        );
     }
 }

@@ -442,4 +442,6 @@ unsafe extern "C" fn on_closed(handle: *mut Handle) {
 }
 
 #[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
 mod tests;

@@ -1,13 +1,12 @@
-//! When announcements are sent. A lost announcement must not cost a whole
-//! heartbeat, so a new instance repeats its first announcement quickly and
-//! then backs off to the regular heartbeat: 0, 0.1, 0.3, 0.7, 1.5, 3.1,
-//! 6.3 s, then every heartbeat on its grid (10, 20, 30 s …). JS peers only
-//! see a few more packets in the first seconds.
+//! When announcements and status messages are due, as offsets from the
+//! first (which the call that starts them sends). A lost announcement must
+//! not cost a whole heartbeat, so a new instance repeats its first
+//! announcement quickly and then backs off to the regular heartbeat: 0,
+//! 0.1, 0.3, 0.7, 1.5, 3.1, 6.3 s, then every heartbeat on its grid (10,
+//! 20, 30 s …). JS peers only see a few more packets in the first seconds.
+//! What runs them is `channel::lifecycle::HostLoop::run_schedule`.
 
-use std::future::Future;
 use std::time::Duration;
-
-use tokio::time::{sleep_until, Instant};
 
 /// Offsets from the first announcement of every later one.
 pub fn announcement_offsets(heartbeat: Duration) -> impl Iterator<Item = Duration> {
@@ -20,19 +19,6 @@ pub fn announcement_offsets(heartbeat: Duration) -> impl Iterator<Item = Duratio
 /// Offsets of a fixed-period ticker.
 pub fn every(period: Duration) -> impl Iterator<Item = Duration> {
     (1..).map(move |n| period * n)
-}
-
-/// Runs `send` at each offset from `start`; ends when the offsets do (or
-/// when the task running it is aborted).
-pub async fn run<F, Fut>(start: Instant, offsets: impl Iterator<Item = Duration>, mut send: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for offset in offsets {
-        sleep_until(start + offset).await;
-        send().await;
-    }
 }
 
 #[cfg(test)]
@@ -60,15 +46,12 @@ mod tests {
         assert_eq!(offsets, [100, 300, 500, 1000, 1500]);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn runs_on_schedule() {
-        let start = Instant::now();
-        let mut at = Vec::new();
-        run(start, every(Duration::from_millis(100)).take(3), || {
-            at.push(start.elapsed().as_millis());
-            async {}
-        })
-        .await;
-        assert_eq!(at, [100, 200, 300]);
+    #[test]
+    fn a_fixed_period_counts_from_the_first() {
+        let offsets: Vec<u64> = every(Duration::from_millis(100))
+            .take(3)
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(offsets, [100, 200, 300]);
     }
 }

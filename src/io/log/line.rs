@@ -72,3 +72,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
+
+/// The line that reports lines lost by a writer that did not keep up.
+pub fn dropped_lines(count: u64, writer: &str) -> String {
+    format!("{count} log line(s) dropped: {writer} did not keep up")
+}

@@ -16,7 +16,7 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::line::{iso_time, Line};
+use super::line::{dropped_lines, iso_time, Line};
 
 /// Lines that may wait for a stalled stdout (about 150 KiB of typical lines).
 const QUEUE_LINES: usize = 1024;
@@ -117,8 +117,9 @@ fn report_losses() {
     let lost = DROPPED.swap(0, Ordering::Relaxed);
     if lost > 0 {
         let line = format!(
-            "{} [handover] [warning] [handover]: {lost} log line(s) dropped: stdout did not keep up\n",
-            iso_time(SystemTime::now())
+            "{} [handover] [warning] [handover]: {}\n",
+            iso_time(SystemTime::now()),
+            dropped_lines(lost, "stdout")
         );
         let _ = write_all(line.as_bytes());
     }

@@ -1,0 +1,159 @@
+//! `NativeStatus`, the native half of `HandoverStatus` (index.js):
+//! converts, forwards to `channel::status`, maps errors.
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::BigInt;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Result, Status, Unknown};
+use napi_derive::napi;
+
+use super::errors::{started_at, thrown};
+use super::options::options as options_from;
+use super::{host_loop, log_at, logger, registry, HandoverStats, LogFunction};
+use crate::channel::lifecycle::Registry;
+use crate::channel::status::{Announce, StatusChannel, StatusSink};
+use crate::config::{self, StatusConfig};
+use crate::io::log::Logger;
+use crate::protocol::wire::StatusMessage;
+
+/// Bounded: a flood of valid status packets is dropped here rather than
+/// queued without limit for a JS thread that cannot keep up.
+type StatusFunction =
+    ThreadsafeFunction<HandoverStatusMessage, Unknown<'static>, HandoverStatusMessage, Status, false, false, 4096>;
+
+/// What a status listener receives for every status packet heard.
+#[napi(object)]
+pub struct HandoverStatusMessage {
+    /// The sender's `startedAt`, ms since the epoch.
+    pub timestamp: BigInt,
+    pub service_name: String,
+    pub addresses: Vec<String>,
+    /// `'UP'`, `'DOWN'`, or another status of up to 8 bytes.
+    pub status: String,
+}
+
+impl From<StatusMessage> for HandoverStatusMessage {
+    fn from(message: StatusMessage) -> Self {
+        HandoverStatusMessage {
+            timestamp: BigInt::from(message.timestamp_ms),
+            service_name: message.service_name,
+            addresses: message.addresses.iter().map(ToString::to_string).collect(),
+            status: message.status,
+        }
+    }
+}
+
+struct JsStatusSink(StatusFunction);
+
+impl StatusSink for JsStatusSink {
+    fn deliver(&self, message: StatusMessage, _from: SocketAddrV4) -> bool {
+        self.0.call(message.into(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+    }
+}
+
+/// The native half of `HandoverStatus`; use the class exported by `index.js`.
+#[napi]
+pub struct NativeStatus {
+    channel: StatusChannel,
+    /// Its environment's registry, and its key there until closed.
+    registry: Registry,
+    key: u64,
+    log: Logger,
+    port: u16,
+    address: String,
+}
+
+#[napi]
+impl NativeStatus {
+    #[napi(constructor)]
+    #[allow(clippy::too_many_arguments)] // mirrors the JS constructor it backs
+    pub fn new(
+        node: Env,
+        started_at_ms: f64,
+        service_name: String,
+        addresses: Vec<String>,
+        context_id: String,
+        #[napi(ts_arg_type = "HandoverOptions | undefined | null")] options: Option<Unknown<'_>>,
+        environment: HashMap<String, String>,
+        #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
+    ) -> Result<Self> {
+        let started_at_ms = started_at(started_at_ms).map_err(thrown(&node))?;
+        let identity = config::status_identity(started_at_ms, &service_name, &addresses).map_err(thrown(&node))?;
+        let config = StatusConfig::resolve(&options_from(options)?.map_err(thrown(&node))?, &environment)
+            .map_err(thrown(&node))?;
+        let log = logger(config.log_level, &context_id, log_sink);
+        let (port, address) = (config.channel.port, config.channel.target.to_string());
+        let channel = StatusChannel::new(identity, config, log.clone());
+        let registry = registry(&node)?;
+        let key = registry.add(channel.close_handle()).map_err(thrown(&node))?;
+        Ok(NativeStatus {
+            channel,
+            registry,
+            key,
+            log,
+            port,
+            address,
+        })
+    }
+
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.port.into()
+    }
+
+    #[napi(getter)]
+    pub fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    /// UP now and every 10 s, from a timer on this thread's loop.
+    #[napi]
+    pub fn start_up(&self, env: Env) -> Result<()> {
+        self.start(&env, Announce::Up)
+    }
+
+    /// DOWN now and every 100 ms, from a timer on this thread's loop.
+    #[napi]
+    pub fn start_down(&self, env: Env) -> Result<()> {
+        self.start(&env, Announce::Down)
+    }
+
+    #[napi]
+    pub fn start_listening(
+        &self,
+        #[napi(ts_arg_type = "(message: HandoverStatusMessage) => void")] callback: StatusFunction,
+        env: Env,
+    ) -> Result<()> {
+        self.channel
+            .start_listening(Arc::new(JsStatusSink(callback)))
+            .map_err(thrown(&env))
+    }
+
+    #[napi]
+    pub fn stats(&self) -> HandoverStats {
+        self.channel.stats().into()
+    }
+
+    #[napi]
+    pub fn close(&self, env: Env) -> Result<()> {
+        self.channel.close();
+        let released = self.registry.remove(self.key).map_err(thrown(&env))?;
+        drop(released);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn log(&self, level: String, message: String) {
+        log_at(&self.log, &level, &message);
+    }
+}
+
+impl NativeStatus {
+    fn start(&self, env: &Env, what: Announce) -> Result<()> {
+        let host = host_loop(env, &self.registry, self.key).map_err(thrown(env))?;
+        self.channel.start_on(&host, what).map_err(thrown(env))
+    }
+}
