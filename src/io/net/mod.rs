@@ -19,8 +19,19 @@
 //!   larger receive buffer) degrade when the OS refuses them: the listen goes
 //!   on and the refusal is recorded in `OptionalOption` flags for `stats()`.
 //!
-//! Platform differences stay in this module: Linux-only calls sit behind
-//! `cfg(target_os = "linux")`, with a portable path beside them.
+//! This file is the portable part: the API above, and all of batching,
+//! slots and flood pacing. What differs between systems lives in one file
+//! per platform, chosen by a single `cfg` on its `mod` line and always
+//! mounted under the same name, so that the code here reads the same on
+//! every system:
+//! - `sys`, the receive call and the interface lookup: `linux.rs`
+//!   (`recvmmsg`, one `ioctl`, `IP_MULTICAST_ALL`) or `other.rs` (every
+//!   other system: one `recvfrom` per packet, the list of interfaces);
+//! - `recvfrom`: that one-`recvfrom`-per-packet loop, which `other.rs`
+//!   reads with and which Linux compiles for its tests;
+//! - `reactor`, how a socket waits for readiness in tokio: `unix.rs` (an
+//!   `AsyncFd` over the descriptor) or `windows.rs` (tokio's own socket,
+//!   read through a borrowed std view).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -30,6 +41,28 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{Channel, NetworkMode};
+
+#[cfg(target_os = "linux")]
+#[path = "linux.rs"]
+mod sys;
+#[cfg(not(target_os = "linux"))]
+#[path = "other.rs"]
+mod sys;
+
+#[cfg(any(not(target_os = "linux"), test))]
+mod recvfrom;
+
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod reactor;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod reactor;
+
+pub use sys::interface_ipv4;
+
+use reactor::{read_batch, register, unregister, Registered};
+use sys::{hear_only_joined_groups, recv_batch, Spill};
 
 /// Packets taken per `recvmmsg` call.
 pub const BATCH: usize = 64;
@@ -93,59 +126,6 @@ pub fn choose_interface(channel: &Channel) -> Interface {
                 channel.interface
             )),
         },
-    }
-}
-
-/// The IPv4 address of a named interface: `Ok(None)` when it has none,
-/// `Err(NotFound)` when there is no such interface. One `ioctl`, rather than
-/// listing every interface of the machine.
-#[cfg(target_os = "linux")]
-pub fn interface_ipv4(name: &str) -> io::Result<Option<Ipv4Addr>> {
-    use std::os::fd::AsRawFd;
-    let missing = || io::Error::new(io::ErrorKind::NotFound, format!("no interface named {name}"));
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
-        return Err(missing());
-    }
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
-    // SAFETY: all-zero is a valid ifreq; the name fits with its NUL (checked above).
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
-        *slot = byte as libc::c_char;
-    }
-    // SAFETY: SIOCGIFADDR reads the name from and writes the address into the ifreq we own.
-    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFADDR as _, &mut request) };
-    if rc != 0 {
-        let error = io::Error::last_os_error();
-        return match error.raw_os_error() {
-            Some(libc::ENODEV) => Err(missing()),
-            Some(libc::EADDRNOTAVAIL) => Ok(None),
-            _ => Err(error),
-        };
-    }
-    // SAFETY: for SIOCGIFADDR the kernel fills ifru_addr with a sockaddr_in.
-    let address = unsafe { *(&request.ifr_ifru.ifru_addr as *const libc::sockaddr as *const libc::sockaddr_in) };
-    Ok(Some(Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr))))
-}
-
-/// The IPv4 address of a named interface, from the list of all of them
-/// (macOS, Windows: no single portable `ioctl` there).
-#[cfg(not(target_os = "linux"))]
-pub fn interface_ipv4(name: &str) -> io::Result<Option<Ipv4Addr>> {
-    let interfaces = if_addrs::get_if_addrs()?;
-    let mut found = false;
-    for interface in interfaces.iter().filter(|i| i.name == name) {
-        found = true;
-        if let std::net::IpAddr::V4(address) = interface.ip() {
-            return Ok(Some(address));
-        }
-    }
-    if found {
-        Ok(None)
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no interface named {name}"),
-        ))
     }
 }
 
@@ -232,19 +212,6 @@ pub fn listening_socket(channel: &Channel, interface: &Interface) -> io::Result<
         socket: socket.into(),
         refused,
     })
-}
-
-/// Linux delivers every group joined by any socket on the host to every
-/// socket bound to the port, unless `IP_MULTICAST_ALL` is off. Other systems
-/// deliver only the groups the socket itself joined.
-#[cfg(target_os = "linux")]
-fn hear_only_joined_groups(socket: &Socket) -> io::Result<()> {
-    socket.set_multicast_all_v4(false)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn hear_only_joined_groups(_socket: &Socket) -> io::Result<()> {
-    Ok(())
 }
 
 /// The socket announcements are sent from.
@@ -480,72 +447,6 @@ impl Receiver {
     }
 }
 
-#[cfg(unix)]
-type Registered = tokio::io::unix::AsyncFd<UdpSocket>;
-#[cfg(not(unix))]
-type Registered = tokio::net::UdpSocket;
-
-#[cfg(unix)]
-fn register(socket: UdpSocket) -> io::Result<Registered> {
-    use tokio::io::{unix::AsyncFd, Interest};
-    // SAFETY: the std socket owns its descriptor, and the AsyncFd owns the
-    // socket until it is dropped or taken back with `into_inner`.
-    unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(io::Error::from)
-}
-
-#[cfg(not(unix))]
-fn register(socket: UdpSocket) -> io::Result<Registered> {
-    tokio::net::UdpSocket::from_std(socket)
-}
-
-#[cfg(unix)]
-fn unregister(socket: Registered) -> io::Result<UdpSocket> {
-    Ok(socket.into_inner())
-}
-
-#[cfg(not(unix))]
-fn unregister(socket: Registered) -> io::Result<UdpSocket> {
-    socket.into_std()
-}
-
-/// Waits until the socket is readable and takes what it holds, up to `BATCH`.
-#[cfg(unix)]
-async fn read_batch(socket: &Registered, drain: &mut Drain) -> io::Result<usize> {
-    loop {
-        let mut guard = socket.readable().await?;
-        match guard.try_io(|fd| drain.receive(fd.get_ref())) {
-            Ok(Ok(n)) => {
-                if drain.emptied() {
-                    // The socket is empty: wait for the next packet instead of asking again.
-                    guard.clear_ready();
-                }
-                return Ok(n);
-            }
-            Ok(Err(e)) => return Err(e),
-            // Readiness was stale; `try_io` cleared it.
-            Err(_would_block) => continue,
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn read_batch(socket: &Registered, drain: &mut Drain) -> io::Result<usize> {
-    use std::mem::ManuallyDrop;
-    use std::os::windows::io::{AsRawSocket, FromRawSocket};
-    // SAFETY: a second std view of the same socket, never dropped (so never
-    // closed): tokio's socket keeps owning it.
-    let view = ManuallyDrop::new(unsafe { UdpSocket::from_raw_socket(socket.as_raw_socket()) });
-    loop {
-        socket.readable().await?;
-        // `try_io` clears readiness when the closure would block.
-        match socket.try_io(tokio::io::Interest::READABLE, || drain.receive(&view)) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// Packets per time window, to tell a flood from ordinary traffic (a few
 /// announcements a second).
 #[derive(Debug)]
@@ -581,149 +482,6 @@ impl Load {
     fn flooded(&self) -> bool {
         self.this_window.max(self.last_window) >= FLOOD_PACKETS
     }
-}
-
-/// Where the part of each packet beyond its slot lands during one
-/// `recvmmsg`: a region of `TAIL` bytes per packet of the batch. About
-/// 4 MiB of address space, never written before use: only the pages long
-/// packets reach become resident.
-#[cfg(target_os = "linux")]
-struct Spill(Vec<u8>);
-
-/// The most of one packet that does not fit its slot.
-#[cfg(target_os = "linux")]
-const TAIL: usize = MAX_DATAGRAM - SLOT;
-
-#[cfg(target_os = "linux")]
-impl Spill {
-    fn new() -> Self {
-        Spill(Vec::with_capacity(BATCH * TAIL))
-    }
-}
-
-/// One `recvmmsg` for up to `max` (≤ `BATCH`) packets, each received whole:
-/// its first `SLOT` bytes into its slot, the rest (if any) into its region
-/// of `spill`.
-#[cfg(target_os = "linux")]
-fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill, max: usize) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    debug_assert!(spill.0.capacity() >= BATCH * TAIL);
-    let tails = spill.0.as_mut_ptr();
-    // SAFETY: all-zero is a valid value for these plain C structs.
-    let mut names: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
-    let mut iovecs: [[libc::iovec; 2]; BATCH] = unsafe { std::mem::zeroed() };
-    let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-    let max = max.min(BATCH);
-    for i in 0..max {
-        iovecs[i] = [
-            libc::iovec {
-                iov_base: batch.slots[i].as_mut_ptr().cast(),
-                iov_len: SLOT,
-            },
-            libc::iovec {
-                // SAFETY: region `i` lies within the spill's capacity (asserted above).
-                iov_base: unsafe { tails.add(i * TAIL) }.cast(),
-                iov_len: TAIL,
-            },
-        ];
-        let header = &mut headers[i].msg_hdr;
-        header.msg_name = (&mut names[i] as *mut libc::sockaddr_in).cast();
-        header.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        header.msg_iov = iovecs[i].as_mut_ptr();
-        header.msg_iovlen = 2;
-    }
-    // SAFETY: every header points into buffers and arrays that outlive the call.
-    // The flags are `c_int` on glibc and `c_uint` on musl, hence the cast.
-    let n = unsafe {
-        libc::recvmmsg(
-            socket.as_raw_fd(),
-            headers.as_mut_ptr(),
-            max as _,
-            libc::MSG_DONTWAIT as _,
-            std::ptr::null_mut(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
-    for i in 0..n {
-        // Without MSG_TRUNC in the call's flags, `msg_len` counts the bytes
-        // received, so it never exceeds SLOT + TAIL.
-        let length = headers[i].msg_len as usize;
-        batch.lengths[i] = length;
-        if length > SLOT {
-            // SAFETY: the kernel wrote `length - SLOT` bytes into region `i`.
-            let tail = unsafe { std::slice::from_raw_parts(tails.add(i * TAIL), length - SLOT) };
-            batch.keep_long(i, tail);
-        }
-        let name = &names[i];
-        batch.sources[i] = SocketAddrV4::new(
-            Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)),
-            u16::from_be(name.sin_port),
-        );
-    }
-    Ok(n)
-}
-
-/// Where each packet is received before it is sorted into the batch (one
-/// `recvfrom` at a time): room for the largest datagram.
-#[cfg(any(not(target_os = "linux"), test))]
-struct PortableSpill(Box<[u8]>);
-
-#[cfg(any(not(target_os = "linux"), test))]
-impl PortableSpill {
-    fn new() -> Self {
-        PortableSpill(vec![0; MAX_DATAGRAM].into_boxed_slice())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-type Spill = PortableSpill;
-
-/// The portable batch: one `recvfrom` per packet.
-#[cfg(not(target_os = "linux"))]
-fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill, max: usize) -> io::Result<usize> {
-    recv_each(|buffer| socket.recv_from(buffer), batch, spill, max)
-}
-
-/// Receives packets one call each until the socket is empty or the batch
-/// full; `WouldBlock` only when not one packet was there. Each packet is
-/// received whole into `spill`, then a short one is copied into its slot
-/// and a long one into `batch.long`.
-#[cfg(any(not(target_os = "linux"), test))]
-fn recv_each(
-    mut recv_from: impl FnMut(&mut [u8]) -> io::Result<(usize, SocketAddr)>,
-    batch: &mut Batch,
-    spill: &mut PortableSpill,
-    max: usize,
-) -> io::Result<usize> {
-    let mut n = 0;
-    while n < max.min(BATCH) {
-        let (length, from) = match recv_from(&mut spill.0) {
-            Ok((length, from)) => (length, Some(from)),
-            // Windows reports a datagram longer than the buffer as an error
-            // (WSAEMSGSIZE) after filling the buffer. The buffer holds the
-            // largest IPv4 datagram, so this cannot happen; keep what fitted.
-            #[cfg(windows)]
-            Err(e) if e.raw_os_error() == Some(10040) => (spill.0.len(), None),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
-            Err(e) => return Err(e),
-        };
-        let length = length.min(spill.0.len());
-        batch.lengths[n] = length;
-        let head = length.min(SLOT);
-        batch.slots[n][..head].copy_from_slice(&spill.0[..head]);
-        if length > SLOT {
-            batch.keep_long(n, &spill.0[SLOT..length]);
-        }
-        batch.sources[n] = match from {
-            Some(SocketAddr::V4(from)) => from,
-            _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-        };
-        n += 1;
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
@@ -799,7 +557,7 @@ mod tests {
 
     /// A packet's bytes that say which packet it is at every offset, so that
     /// a tail received into another packet's room would show.
-    fn numbered(number: u8, length: usize) -> Vec<u8> {
+    pub(super) fn numbered(number: u8, length: usize) -> Vec<u8> {
         (0..length)
             .map(|at| number.wrapping_mul(31).wrapping_add((at % 251) as u8))
             .collect()
@@ -834,40 +592,5 @@ mod tests {
         sender.send_to(&numbered(7, 9), to).unwrap();
         let packet_bytes: Vec<Vec<u8>> = receiver.next_batch().await.unwrap().map(|p| p.bytes.to_vec()).collect();
         assert_eq!(packet_bytes, vec![numbered(7, 9)]);
-    }
-
-    #[test]
-    fn the_portable_path_keeps_packets_whole_too() {
-        let lengths = [0, 9, SLOT, SLOT + 1, MAX_DATAGRAM, 120, 2_000];
-        let mut queue: Vec<Vec<u8>> = lengths
-            .iter()
-            .enumerate()
-            .map(|(number, &length)| numbered(number as u8, length))
-            .rev()
-            .collect();
-        let from = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 7), 4242));
-        let recv_from = |buffer: &mut [u8]| match queue.pop() {
-            Some(packet) => {
-                buffer[..packet.len()].copy_from_slice(&packet);
-                Ok((packet.len(), from))
-            }
-            None => Err(io::Error::from(io::ErrorKind::WouldBlock)),
-        };
-        let mut batch = Batch::new();
-        let mut spill = PortableSpill::new();
-        batch.count = recv_each(recv_from, &mut batch, &mut spill, BATCH).unwrap();
-        let packets: Vec<Packet<'_>> = batch.packets().collect();
-        assert_eq!(packets.len(), lengths.len());
-        for (number, packet) in packets.iter().enumerate() {
-            assert!(
-                packet.bytes == numbered(number as u8, lengths[number]),
-                "packet {number}"
-            );
-            assert_eq!(packet.from, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 7), 4242));
-        }
-        // An empty socket is `WouldBlock`, not an empty batch.
-        batch.clear();
-        let error = recv_each(|_| Err(io::ErrorKind::WouldBlock.into()), &mut batch, &mut spill, BATCH).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
     }
 }
