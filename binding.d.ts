@@ -37,7 +37,7 @@ export declare class NativePeer {
 
 /** The native half of `HandoverStatus`; use the class exported by `index.js`. */
 export declare class NativeStatus {
-  constructor(startedAtMs: number, serviceName: string, addresses: Array<string>, contextId: string, options: HandoverOptions | undefined | null, environment: Record<string, string>, logSink?: ((record: LogRecord) => void) | undefined | null)
+  constructor(startedAtMs: number, serviceName: string, addresses: string[], contextId: string, options: HandoverOptions | undefined | null, environment: Record<string, string>, logSink?: ((record: LogRecord) => void) | undefined | null)
   get port(): number
   get address(): string
   /** UP now and every 10 s, from a timer on this thread's loop. */

@@ -101,10 +101,13 @@ function contextIdOf(context) {
   return String(context)
 }
 
-/** Splits the options into what the native side reads and the JS logger. */
+/**
+ * Splits the options into what the native side reads (and checks) and the
+ * logger, which only JS can call. Anything but an object goes native as it
+ * is, to be refused there.
+ */
 function checkOptions(options, contextId) {
-  if (options === undefined || options === null) return { native: undefined, logSink: undefined }
-  if (typeof options !== 'object') throw argumentError(`options must be an object; got ${describe(options)}`)
+  if (options === null || typeof options !== 'object') return { native: options, logSink: undefined }
   const { logger, ...native } = options
   return { native, logSink: logSinkFor(logger, contextId) }
 }
@@ -136,19 +139,6 @@ function logSinkFor(logger, contextId) {
     })
   }
   throw argumentError(`options.logger must be a function or an object with error/warn/info/debug methods; got ${describe(logger)}`)
-}
-
-/** An array of strings; a hole or another type is named by its index (`every` would skip holes). */
-function checkAddresses(addresses) {
-  if (!Array.isArray(addresses)) {
-    throw argumentError(`addresses must be an array of IPv4 address strings; got ${describe(addresses)}`)
-  }
-  for (let i = 0; i < addresses.length; i++) {
-    if (typeof addresses[i] !== 'string') {
-      const got = i in addresses ? describe(addresses[i]) : 'an empty slot'
-      throw argumentError(`addresses[${i}] must be an IPv4 address string; got ${got}`)
-    }
-  }
 }
 
 /** How often a failing logger is reported on stderr. */
@@ -323,18 +313,18 @@ class HandoverStatus extends Channel {
   constructor(startedAt, serviceName, addresses, context, options) {
     super()
     const startedAtMs = timeValue(startedAt, 'startedAt')
-    if (typeof serviceName !== 'string') throw argumentError(`serviceName must be a string; got ${describe(serviceName)}`)
-    checkAddresses(addresses)
-    this.startedAt = startedAt
-    this.serviceName = serviceName
-    this.addresses = addresses.slice()
-    this.context = context || defaultContext()
-    const contextId = contextIdOf(this.context)
+    const chosenContext = context || defaultContext()
+    const contextId = contextIdOf(chosenContext)
     const { native: nativeOptions, logSink } = checkOptions(options, contextId)
+    // The service name, addresses and options are checked natively.
     const status = call(
       () =>
         new native.NativeStatus(startedAtMs, serviceName, addresses, contextId, nativeOptions, environment(), logSink),
     )
+    this.startedAt = startedAt
+    this.serviceName = serviceName
+    this.addresses = addresses.slice()
+    this.context = chosenContext
     Object.defineProperty(this, '_native', { value: status })
     this.networkPort = status.port
     this.statusBroadcastAddress = status.address

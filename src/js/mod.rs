@@ -16,8 +16,8 @@ use crate::channel::stats::Snapshot;
 use crate::io::log::{bounded_sink, Level, Logger};
 use crate::io::uv;
 
+mod arguments;
 mod errors;
-mod options;
 mod packet_description;
 mod peer;
 mod status;

@@ -10,8 +10,8 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsValue, Result, Status, Unknown};
 use napi_derive::napi;
 
+use super::arguments;
 use super::errors::{check, started_at, thrown};
-use super::options::options as options_from;
 use super::{host_loop, host_loop_watches_sockets, log_at, logger, registry, HandoverStats, LogFunction};
 use crate::channel::lifecycle::{Registry, Slot};
 use crate::channel::peer::{
@@ -208,7 +208,7 @@ impl NativePeer {
         #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
         let started_at_ms = started_at(started_at_ms).map_err(thrown(&node))?;
-        let config = PeerConfig::resolve(&options_from(options)?.map_err(thrown(&node))?, &environment)
+        let config = PeerConfig::resolve(&arguments::options(options)?.map_err(thrown(&node))?, &environment)
             .map_err(thrown(&node))?;
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());

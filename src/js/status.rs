@@ -10,8 +10,8 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status, Unknown};
 use napi_derive::napi;
 
+use super::arguments;
 use super::errors::{started_at, thrown};
-use super::options::options as options_from;
 use super::{host_loop, log_at, logger, registry, HandoverStats, LogFunction};
 use crate::channel::lifecycle::Registry;
 use crate::channel::status::{Announce, StatusChannel, StatusSink};
@@ -73,16 +73,18 @@ impl NativeStatus {
     pub fn new(
         node: Env,
         started_at_ms: f64,
-        service_name: String,
-        addresses: Vec<String>,
+        #[napi(ts_arg_type = "string")] service_name: Unknown<'_>,
+        #[napi(ts_arg_type = "string[]")] addresses: Unknown<'_>,
         context_id: String,
         #[napi(ts_arg_type = "HandoverOptions | undefined | null")] options: Option<Unknown<'_>>,
         environment: HashMap<String, String>,
         #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
         let started_at_ms = started_at(started_at_ms).map_err(thrown(&node))?;
+        let service_name = arguments::string(service_name, "serviceName")?.map_err(thrown(&node))?;
+        let addresses = arguments::addresses(addresses)?.map_err(thrown(&node))?;
         let identity = config::status_identity(started_at_ms, &service_name, &addresses).map_err(thrown(&node))?;
-        let config = StatusConfig::resolve(&options_from(options)?.map_err(thrown(&node))?, &environment)
+        let config = StatusConfig::resolve(&arguments::options(options)?.map_err(thrown(&node))?, &environment)
             .map_err(thrown(&node))?;
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());

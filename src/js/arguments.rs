@@ -1,9 +1,10 @@
-//! `options` as JS gives them, read field by field with a check and a
-//! message of our own for each, so that no napi conversion message ever
-//! reaches a user (or a regex in index.js).
+//! Arguments as JS gives them, each checked here with a message of our
+//! own, so that no napi conversion message ever reaches a user (or a regex
+//! in index.js): the options, field by field; a status channel's service
+//! name and addresses.
 
 use napi::bindgen_prelude::{JsObjectValue, Object};
-use napi::{Result, Unknown, ValueType};
+use napi::{JsValue, Result, Unknown, ValueType};
 
 use super::errors::Failure;
 use crate::config::Options;
@@ -79,6 +80,47 @@ impl Reader<'_> {
         // SAFETY: of the type `T` reads, checked just above.
         Ok(Some(unsafe { value.cast()? }))
     }
+}
+
+/// A string, or what to throw: `name must be a string; got …`.
+pub fn string(value: Unknown<'_>, name: &str) -> Result<std::result::Result<String, Failure>> {
+    if value.get_type()? != ValueType::String {
+        return Ok(Err(Failure::Type(format!(
+            "{name} must be a string; got {}",
+            describe(&value)?
+        ))));
+    }
+    // SAFETY: checked to be a string just above.
+    Ok(Ok(unsafe { value.cast()? }))
+}
+
+/// An array of strings; a hole or another type is named by its index.
+pub fn addresses(value: Unknown<'_>) -> Result<std::result::Result<Vec<String>, Failure>> {
+    if !value.is_array()? {
+        return Ok(Err(Failure::Type(format!(
+            "addresses must be an array of IPv4 address strings; got {}",
+            describe(&value)?
+        ))));
+    }
+    // SAFETY: an array is an object.
+    let array: Object = unsafe { value.cast()? };
+    let mut addresses = Vec::new();
+    for index in 0..array.get_array_length()? {
+        let element: Unknown = array.get_element(index)?;
+        if element.get_type()? == ValueType::String {
+            // SAFETY: checked to be a string just above.
+            addresses.push(unsafe { element.cast()? });
+            continue;
+        }
+        let got = match array.has_element(index)? {
+            true => describe(&element)?,
+            false => "an empty slot".into(),
+        };
+        return Ok(Err(Failure::Type(format!(
+            "addresses[{index}] must be an IPv4 address string; got {got}"
+        ))));
+    }
+    Ok(Ok(addresses))
 }
 
 /// A value as an error message names it: its type, and a short value.
