@@ -91,7 +91,8 @@ export interface ChannelSettings {
 /**
  * A channel's settings as a command line gives them: text, read as the
  * environment's values are (a port in decimal). Each wins over its
- * environment variable; an absent one is not given.
+ * environment variable; an absent one is not given. The addon takes this
+ * very type from JS (`ChannelSettingsText`).
  */
 export interface ChannelSettingsText {
   port?: string

@@ -178,7 +178,10 @@ impl Origin {
 }
 
 /// A channel's settings as a command line gives them: text, read as the
-/// environment's values are (a port in decimal). `None`: not given.
+/// environment's values are (a port in decimal). Each wins over its
+/// environment variable; an absent one is not given. The addon takes this
+/// very type from JS (`ChannelSettingsText`).
+#[cfg_attr(not(test), napi_derive::napi(object, js_name = "ChannelSettingsText"))]
 #[derive(Debug, Clone, Default)]
 pub struct ChannelText {
     pub port: Option<String>,

@@ -17,18 +17,6 @@ pub fn environment_variables() -> Vec<&'static str> {
     config::ENVIRONMENT_VARIABLES.to_vec()
 }
 
-/// A channel's settings as a command line gives them: text, read as the
-/// environment's values are (a port in decimal). Each wins over its
-/// environment variable; an absent one is not given.
-#[napi(object)]
-pub struct ChannelSettingsText {
-    pub port: Option<String>,
-    pub address: Option<String>,
-    pub network_mode: Option<String>,
-    pub network_interface: Option<String>,
-    pub log_level: Option<String>,
-}
-
 /// Where each resolved value came from.
 #[napi(object, object_from_js = false)]
 pub struct ChannelSettingOrigins {
@@ -81,19 +69,13 @@ pub struct ChannelSettings {
 pub fn resolve_channel_settings(
     env: Env,
     #[napi(ts_arg_type = "'handover' | 'status'")] channel: String,
-    given: Option<ChannelSettingsText>,
+    given: Option<config::ChannelText>,
     environment: HashMap<String, String>,
 ) -> Result<ChannelSettings> {
     let kind = config::ChannelKind::parse(&channel).ok_or_else(|| {
         Failure::Range(format!("channel must be 'handover' or 'status'; got '{channel}'")).throw(&env)
     })?;
-    let given = given.map_or_else(config::ChannelText::default, |g| config::ChannelText {
-        port: g.port,
-        address: g.address,
-        network_mode: g.network_mode,
-        network_interface: g.network_interface,
-        log_level: g.log_level,
-    });
+    let given = given.unwrap_or_default();
     let options = given.to_options().map_err(thrown(&env))?;
     let settings = config::ChannelSettings::resolve(kind, &options, &environment).map_err(thrown(&env))?;
     let interface = crate::io::net::choose_interface(&settings.channel);
