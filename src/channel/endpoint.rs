@@ -115,6 +115,24 @@ impl<S: ChannelState> Endpoint<S> {
         }
     }
 
+    /// One scheduled send, while the object is open and `wanted` holds;
+    /// false once not (the schedule then stops). A sending socket that
+    /// cannot be made counts as a failed send.
+    pub fn send_scheduled(&self, wanted: impl FnOnce(&S) -> bool, send: impl FnOnce(&UdpSocket)) -> bool {
+        let mut shared = self.lock();
+        if shared.closed || !wanted(&shared.channel) {
+            return false;
+        }
+        match self.sender(&mut shared) {
+            Ok(socket) => {
+                drop(shared);
+                send(&socket);
+            }
+            Err(_) => self.stats.sent(false),
+        }
+        true
+    }
+
     /// Binds and joins now, so that a port problem is reported to the
     /// caller. `None` when the endpoint already listens.
     pub fn bind(&self, shared: &mut Shared<S>) -> Result<Option<UdpSocket>, ChannelError> {

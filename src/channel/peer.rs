@@ -306,19 +306,9 @@ impl Peer {
     /// One scheduled announcement. False once there is nothing more to
     /// announce (closed, or handing over): the caller stops its schedule.
     pub fn announce(&self) -> bool {
-        let endpoint = &self.core.endpoint;
-        let mut shared = endpoint.lock();
-        if shared.closed || !shared.channel.broadcasting {
-            return false;
-        }
-        match endpoint.sender(&mut shared) {
-            Ok(socket) => {
-                drop(shared);
-                self.core.announce(&socket);
-            }
-            Err(_) => endpoint.stats.sent(false),
-        }
-        true
+        let core = &self.core;
+        core.endpoint
+            .send_scheduled(|peer| peer.broadcasting, |socket| core.announce(socket))
     }
 
     /// Binds and joins now, so that a port problem is reported at once, and

@@ -135,19 +135,8 @@ impl StatusChannel {
 
     /// One scheduled message; false once closed (the ticker stops).
     pub fn announce(&self, what: Announce) -> bool {
-        let endpoint = &self.core.endpoint;
-        let mut shared = endpoint.lock();
-        if shared.closed {
-            return false;
-        }
-        match endpoint.sender(&mut shared) {
-            Ok(sender) => {
-                drop(shared);
-                self.core.send(&sender, what);
-            }
-            Err(_) => endpoint.stats.sent(false),
-        }
-        true
+        let core = &self.core;
+        core.endpoint.send_scheduled(|_| true, |socket| core.send(socket, what))
     }
 
     pub fn start_listening(&self, sink: Arc<dyn StatusSink>) -> Result<(), ChannelError> {

@@ -120,6 +120,14 @@ fn registry(env: &Env) -> Result<Registry> {
     Ok(registry)
 }
 
+/// Forgets a closed object; what it ran on the loop stops once dropped,
+/// after the registry let go.
+fn unregister(env: &Env, registry: &Registry, key: u64) -> Result<()> {
+    let released = registry.remove(key).map_err(errors::thrown(env))?;
+    drop(released);
+    Ok(())
+}
+
 /// Where an object's handles run: this thread's loop, with Node's libuv.
 fn host_loop<'a>(env: &Env, registry: &'a Registry, key: u64) -> std::result::Result<HostLoop<'a>, Failure> {
     let api = uv::node_api().map_err(|e| Failure::Socket(e.to_string()))?;

@@ -12,7 +12,7 @@ use napi_derive::napi;
 
 use super::arguments;
 use super::errors::{check, started_at, thrown};
-use super::{host_loop, host_loop_watches_sockets, log_at, logger, registry, HandoverStats, LogFunction};
+use super::{host_loop, host_loop_watches_sockets, log_at, logger, registry, unregister, HandoverStats, LogFunction};
 use crate::channel::lifecycle::{Registry, Slot};
 use crate::channel::peer::{
     CallbackCalled, CallbackFailure, CallbackSettled, Events, HandoverReport, Peer, ShuttingDown,
@@ -309,9 +309,7 @@ impl NativePeer {
     #[napi]
     pub fn close(&self, env: Env) -> Result<()> {
         self.peer.close();
-        let released = self.registry.remove(self.key).map_err(thrown(&env))?;
-        drop(released);
-        Ok(())
+        unregister(&env, &self.registry, self.key)
     }
 
     /// Writes a log line with this peer's context and level filter.

@@ -12,7 +12,7 @@ use napi_derive::napi;
 
 use super::arguments;
 use super::errors::{started_at, thrown};
-use super::{host_loop, log_at, logger, registry, HandoverStats, LogFunction};
+use super::{host_loop, log_at, logger, registry, unregister, HandoverStats, LogFunction};
 use crate::channel::lifecycle::Registry;
 use crate::channel::status::{Announce, StatusChannel, StatusSink};
 use crate::config::{self, StatusConfig};
@@ -142,9 +142,7 @@ impl NativeStatus {
     #[napi]
     pub fn close(&self, env: Env) -> Result<()> {
         self.channel.close();
-        let released = self.registry.remove(self.key).map_err(thrown(&env))?;
-        drop(released);
-        Ok(())
+        unregister(&env, &self.registry, self.key)
     }
 
     #[napi]
