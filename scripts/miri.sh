@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the unsafe libuv glue's tests (src/uv/tests.rs, a fake libuv) under
+# Runs the unsafe libuv glue's tests (src/io/uv/tests.rs, on the fake libuv of src/io/uv/fake.rs) under
 # Miri, once with Stacked Borrows and once with Tree Borrows. Installs the
 # nightly toolchain's miri and rust-src components through rustup first.
 # What Miri cannot reach: Node's own libuv (the Jest suites drive that).

@@ -2,8 +2,8 @@
 //! of a balenaOS service, as a native Node.js addon that replaces the npm
 //! package `handover-lib`.
 //!
-//! Four layers, each a folder; a layer uses only the ones above it in this
-//! list (docs/ARCHITECTURE.md draws it):
+//! Five layers, each a folder; a layer uses only the ones above it in this
+//! list (docs/ARCHITECTURE.md draws it; `npm run layers` checks it):
 //! - `protocol`: what goes on the wire and the rules about it, pure (no I/O,
 //!   no clock): byte formats, seniority, signatures, schedules, time values.
 //! - `config`: options > environment > defaults, resolved and checked once,
@@ -14,7 +14,7 @@
 //! - `channel`: behaviour: the handover peer's state machine, the status
 //!   channel, what they share, and closing them.
 //! - `js`: the N-API glue: convert, forward, map errors. Nothing else.
-#![deny(clippy::all)]
+#![deny(clippy::all, clippy::undocumented_unsafe_blocks)]
 
 pub mod channel;
 pub mod config;

@@ -374,6 +374,7 @@ mod tests {
         }
 
         fn mkfifo(path: &Path) {
+            // SAFETY: a NUL-terminated path that lives through the call.
             let made = unsafe { libc::mkfifo(c_path(path).as_ptr(), 0o600) };
             assert_eq!(made, 0, "mkfifo {}: {}", path.display(), io::Error::last_os_error());
         }
@@ -530,6 +531,7 @@ mod tests {
             use std::os::unix::fs::{FileTypeExt, MetadataExt};
             let dir = Scratch::new("block");
             let device = dir.0.join("complete");
+            // SAFETY: a NUL-terminated path that lives through the call.
             let made = unsafe { libc::mknod(c_path(&device).as_ptr(), libc::S_IFBLK | 0o600, 0) };
             if made != 0 {
                 eprintln!("skipped: mknod of a block device: {}", io::Error::last_os_error());

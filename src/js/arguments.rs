@@ -128,12 +128,14 @@ pub fn describe(value: &Unknown<'_>) -> Result<String> {
     Ok(match value.get_type()? {
         ValueType::Null => "null".into(),
         ValueType::Undefined => "undefined".into(),
-        // SAFETY: each cast is to the type just read.
         ValueType::String => {
+            // SAFETY: a string, as just read.
             let text: String = unsafe { value.cast()? };
             format!("the string {text:?}")
         }
+        // SAFETY: a number, as just read.
         ValueType::Number => format!("number {}", unsafe { value.cast::<f64>()? }),
+        // SAFETY: a boolean, as just read.
         ValueType::Boolean => format!("boolean {}", unsafe { value.cast::<bool>()? }),
         ValueType::BigInt => "a bigint".into(),
         ValueType::Symbol => "a symbol".into(),

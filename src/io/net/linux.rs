@@ -72,7 +72,9 @@ pub(super) fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spil
     let tails = spill.0.as_mut_ptr();
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut names: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let mut iovecs: [[libc::iovec; 2]; BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
     let max = max.min(BATCH);
     for i in 0..max {

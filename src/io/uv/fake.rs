@@ -73,11 +73,13 @@ unsafe extern "C" fn handle_size(kind: c_int) -> usize {
 unsafe fn scribble(handle: *mut Handle, size: usize) {
     let bytes = handle.cast::<u8>();
     for i in std::mem::size_of::<Handle>()..size {
+        // SAFETY: within the handle memory of `size` bytes the caller gave libuv.
         unsafe { bytes.add(i).write(0xA5) };
     }
 }
 
 unsafe extern "C" fn poll_init_socket(_loop: *mut uv_loop_s, handle: *mut Handle, _socket: RawSocket) -> c_int {
+    // SAFETY: `uv` gives init memory of `handle_size(UV_POLL)` bytes.
     unsafe { scribble(handle, POLL_SIZE) };
     with_loop(|l| {
         l.handles.push(FakeHandle {
@@ -98,6 +100,7 @@ unsafe extern "C" fn timer_init(_loop: *mut uv_loop_s, handle: *mut Handle) -> c
     if let Some(code) = with_loop(|l| l.fail_timer_init.take()) {
         return code;
     }
+    // SAFETY: `uv` gives init memory of `handle_size(UV_TIMER)` bytes.
     unsafe { scribble(handle, TIMER_SIZE) };
     with_loop(|l| {
         l.handles.push(FakeHandle {
@@ -189,6 +192,7 @@ pub(crate) fn fire_poll(status: c_int) -> bool {
     });
     match target {
         Some((handle, callback)) => {
+            // SAFETY: an active, open poll handle, as libuv would call it.
             unsafe { callback(handle, status, UV_READABLE) };
             true
         }
@@ -210,6 +214,7 @@ pub(crate) fn fire_timer() -> Option<u64> {
         l.now_ms = l.now_ms.max(h.due_ms);
         Some(fired)
     })?;
+    // SAFETY: an active, open timer handle, as libuv would call it.
     unsafe { callback(handle) };
     Some(timeout)
 }
@@ -274,6 +279,7 @@ pub(crate) fn run_closes() -> usize {
         pending
     });
     for (handle, callback) in &pending {
+        // SAFETY: a handle closed with this callback, called once, as libuv does.
         unsafe { callback(*handle) };
     }
     pending.len()

@@ -128,6 +128,7 @@ fn a_poll_error_is_reported_and_polling_restarts() {
         let h = l.handles.iter().find(|h| h.kind == Kind::Poll).unwrap();
         (h.handle, h.poll_callback.unwrap())
     });
+    // SAFETY: the open poll handle, called as libuv calls it on an error.
     unsafe { (handle.1)(handle.0, -9, 0) };
     assert_eq!(errors.get(), 1);
     assert_eq!(fire_timer(), Some(RETRY_PAUSE.as_millis() as u64));
