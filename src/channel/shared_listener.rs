@@ -1,0 +1,249 @@
+//! The shared listener of a host-network service: both instances listen on
+//! one TCP port (`SO_REUSEPORT`) during the handover. The younger one joins
+//! the group steering new connections to the previous newest socket, steers
+//! them to itself when it is ready (`steer_to_self`, at `startBroadcasting`),
+//! and the older one drains what is queued on its own listener before it is
+//! closed (`drain_step`), so that no connection is reset.
+//!
+//! Steering is one cBPF program per group returning an index: the group's
+//! order is the order its sockets started listening, and a socket leaving
+//! is replaced by the last one, so with the usual two instances the older
+//! is 0 and the younger 1. The group's size is counted in `/proc/net/tcp`
+//! (listeners on the same address, port and user). Where the kernel refuses
+//! the program, the group falls back to the kernel's hash (both instances
+//! get new connections until the older closes) and `steering` says why.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use socket2::Socket;
+
+use crate::channel::lifecycle::Closable;
+use crate::channel::ChannelError;
+use crate::io::log::Logger;
+use crate::io::net::tcp;
+
+/// Where new connections of the group go, as far as this instance set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Steering {
+    /// No program attached by us (alone in the group, or not asked yet).
+    Hash,
+    /// To the socket that was newest when we joined (the older instance).
+    Previous,
+    /// To this instance's socket.
+    ToSelf,
+    /// The kernel refused the program: the group uses its hash.
+    Refused(String),
+}
+
+impl Steering {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Steering::Hash => "hash",
+            Steering::Previous => "previous",
+            Steering::ToSelf => "self",
+            Steering::Refused(_) => "refused",
+        }
+    }
+}
+
+/// What `stats()` shows.
+#[derive(Debug, Clone)]
+pub struct SharedStats {
+    pub address: SocketAddr,
+    pub steering: Steering,
+    /// Listeners in the group when this instance last counted.
+    pub group_size: u32,
+    /// `net.ipv4.tcp_migrate_req` of this network namespace (None: no such sysctl).
+    pub migrate_requests: Option<bool>,
+    pub draining: bool,
+    pub drain_ms: Option<f64>,
+    pub closed: bool,
+}
+
+struct Drain {
+    started: Instant,
+    /// Half-open connections to the port when the drain began: some may
+    /// complete on our listener.
+    half_open: HashSet<String>,
+    /// Consecutive checks that found nothing left.
+    quiet: u32,
+    finished: Option<f64>,
+}
+
+struct State {
+    socket: Option<Socket>,
+    steering: Steering,
+    group_size: u32,
+    drain: Option<Drain>,
+}
+
+pub struct SharedListener {
+    address: SocketAddr,
+    log: Logger,
+    state: Mutex<State>,
+}
+
+/// Checks in a row that must find the listener empty: the kernel moves a
+/// completed connection from the half-open table to the accept queue in
+/// two steps, which one read of each could straddle.
+const QUIET_CHECKS: u32 = 2;
+
+impl SharedListener {
+    /// Binds and listens (joining the port's group), then steers the group
+    /// to the previous newest socket so that this instance gets nothing
+    /// before it is ready. Also gives a duplicate of the descriptor, for
+    /// Node's server to own.
+    pub fn open(address: SocketAddr, backlog: i32, log: Logger) -> Result<(Self, Socket), std::io::Error> {
+        let socket = tcp::shared_listener(address, backlog)?;
+        let for_node = socket.try_clone()?;
+        let listener = SharedListener {
+            address: socket.local_addr()?.as_socket().unwrap_or(address),
+            log,
+            state: Mutex::new(State {
+                socket: Some(socket),
+                steering: Steering::Hash,
+                group_size: 1,
+                drain: None,
+            }),
+        };
+        let size = listener.count();
+        let mut state = listener.lock();
+        state.group_size = size;
+        if size >= 2 {
+            let socket = state.socket.as_ref().expect("just opened");
+            state.steering = match tcp::steer_to(socket, size - 2) {
+                Ok(()) => Steering::Previous,
+                Err(e) => Steering::Refused(e.to_string()),
+            };
+        }
+        let steering = state.steering.clone();
+        drop(state);
+        listener.report_join(size, &steering);
+        Ok((listener, for_node))
+    }
+
+    fn report_join(&self, size: u32, steering: &Steering) {
+        let migrate = match tcp::migrate_requests() {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "not available",
+        };
+        self.log.info(format_args!(
+            "shared listener on {}: {size} listener(s) in the group, steering {}, tcp_migrate_req {migrate}",
+            self.address,
+            steering.name()
+        ));
+        if let Steering::Refused(why) = steering {
+            self.warn_refused(why);
+        }
+    }
+
+    fn warn_refused(&self, why: &str) {
+        self.log.warn(format_args!(
+            "cannot steer connections (SO_ATTACH_REUSEPORT_CBPF: {why}): both instances get new connections \
+             until the older one closes its listener"
+        ));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn count(&self) -> u32 {
+        tcp::port_sockets(self.address)
+            .map(|found| found.listeners)
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// This instance is ready: every new connection of the group comes here.
+    pub fn steer_to_self(&self) -> Result<Steering, ChannelError> {
+        let size = self.count();
+        let mut state = self.lock();
+        let socket = state.socket.as_ref().ok_or(ChannelError::Closed("SharedListener"))?;
+        let steering = match tcp::steer_to(socket, size - 1) {
+            Ok(()) => Steering::ToSelf,
+            Err(e) => Steering::Refused(e.to_string()),
+        };
+        state.group_size = size;
+        state.steering = steering.clone();
+        drop(state);
+        match &steering {
+            Steering::Refused(why) => self.warn_refused(why),
+            _ => self.log.info(format_args!(
+                "shared listener on {}: new connections now come to this instance ({size} in the group)",
+                self.address
+            )),
+        }
+        Ok(steering)
+    }
+
+    /// One check of the drain: true once nothing is left that could still
+    /// arrive on this listener (its accept queue is empty, and the
+    /// connections that were half-open when the drain began are gone).
+    /// The caller's server keeps accepting between checks.
+    pub fn drain_step(&self) -> Result<bool, ChannelError> {
+        let mut state = self.lock();
+        let State { socket, drain, .. } = &mut *state;
+        let socket = socket.as_ref().ok_or(ChannelError::Closed("SharedListener"))?;
+        let drain = drain.get_or_insert_with(|| Drain {
+            started: Instant::now(),
+            half_open: tcp::port_sockets(self.address).map(|f| f.half_open).unwrap_or_default(),
+            quiet: 0,
+            finished: None,
+        });
+        if drain.finished.is_some() {
+            return Ok(true);
+        }
+        let queued =
+            tcp::accept_queue(socket).map_err(|e| ChannelError::Io(format!("cannot read the accept queue: {e}")))?;
+        if !drain.half_open.is_empty() {
+            let now = tcp::port_sockets(self.address).map(|f| f.half_open).unwrap_or_default();
+            drain.half_open.retain(|remote| now.contains(remote));
+        }
+        if queued == 0 && drain.half_open.is_empty() {
+            drain.quiet += 1;
+        } else {
+            drain.quiet = 0;
+        }
+        if drain.quiet >= QUIET_CHECKS {
+            let ms = drain.started.elapsed().as_secs_f64() * 1000.0;
+            drain.finished = Some(ms);
+            self.log.info(format_args!(
+                "shared listener on {}: drained in {ms:.1} ms",
+                self.address
+            ));
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    pub fn stats(&self) -> SharedStats {
+        let state = self.lock();
+        SharedStats {
+            address: self.address,
+            steering: state.steering.clone(),
+            group_size: state.group_size,
+            migrate_requests: tcp::migrate_requests(),
+            draining: state.drain.is_some(),
+            drain_ms: state.drain.as_ref().and_then(|d| d.finished),
+            closed: state.socket.is_none(),
+        }
+    }
+}
+
+impl Closable for SharedListener {
+    /// Lets go of our descriptor; the socket closes when Node's server
+    /// closes its own.
+    fn close(&self) {
+        let socket = self.lock().socket.take();
+        drop(socket);
+    }
+}

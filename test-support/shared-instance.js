@@ -1,0 +1,58 @@
+'use strict'
+// One instance of a host-network HTTP service for the shared-listener
+// tests: listens on PORT through listenShared, hands over through a
+// HandoverPeer on loopback, and exits once it handed over.
+// argv: port handoverPort version [plain]
+// 'plain' listens without sharing, as a service does before it migrates.
+// Prints READY <version> when serving, and HANDED <version> <json> at the end.
+
+const http = require('node:http')
+const { HandoverPeer, listenShared } = require('../index.js')
+
+const [port, handoverPort, version, mode] = process.argv.slice(2)
+let draining = false
+let served = 0
+const server = http.createServer((request, response) => {
+  served++
+  // Once handing over, every response ends its connection, so that no
+  // client reuses a connection this instance is about to close.
+  if (draining) response.setHeader('Connection', 'close')
+  response.end(version)
+})
+server.keepAliveTimeout = 60_000
+
+const peer = new HandoverPeer(new Date(), { id: version }, {
+  port: Number(handoverPort),
+  networkMode: 'host',
+  networkInterface: 'lo',
+  logLevel: process.env.LOG_LEVEL || 'warning',
+  completeFile: `/tmp/handover-complete-${process.pid}`,
+})
+let shared = null
+peer.startListening(async () => {
+  draining = true
+  const stats = shared ? shared.stats() : null
+  await new Promise((resolve) => {
+    server.close(resolve)
+    // Idle keep-alive connections: a client's next request would race our
+    // close, so they end only after answering one more (Connection: close),
+    // or when idle for long.
+    if (typeof server.closeIdleConnections === 'function') setTimeout(() => server.closeIdleConnections(), 2000).unref()
+  })
+  process.stdout.write(`HANDED ${version} ${JSON.stringify({ served, stats })}\n`)
+  setImmediate(() => process.exit(0))
+})
+peer.on('error', (e) => console.error(e))
+
+if (mode === 'plain') {
+  server.listen(Number(port), '127.0.0.1', () => {
+    peer.startBroadcasting()
+    process.stdout.write(`READY ${version}\n`)
+  })
+} else {
+  shared = listenShared(server, { port: Number(port), host: '127.0.0.1', peer, logLevel: process.env.LOG_LEVEL || 'warning' })
+  // Broadcast at once, even while a listener that does not share the port
+  // holds it: that older instance closes only once it heard us.
+  peer.startBroadcasting()
+  shared.listening.then(() => process.stdout.write(`READY ${version} ${JSON.stringify(shared.stats())}\n`))
+}
