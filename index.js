@@ -367,7 +367,7 @@ class HandoverStatus extends Channel {
 }
 
 /** How often a bind refused by a listener that does not share the port is retried. */
-const SHARED_RETRY_MS = 100
+const SHARED_RETRY_MS = 25
 
 /**
  * A TCP port shared by both instances of a host-network service during the
@@ -535,6 +535,7 @@ module.exports = {
   HandoverStatus,
   describePacket,
   listenShared,
+  SharedListener,
   encodeStatusMessage,
   resolveChannelSettings,
   settingDescriptions,

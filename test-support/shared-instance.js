@@ -26,19 +26,29 @@ const peer = new HandoverPeer(new Date(), { id: version }, {
   networkMode: 'host',
   networkInterface: 'lo',
   logLevel: process.env.LOG_LEVEL || 'warning',
-  completeFile: `/tmp/handover-complete-${process.pid}`,
+  // A folder that does not exist: the complete file is not this test's subject.
+  handoverCompletePath: '/nonexistent-handover-test/handover-complete',
 })
 let shared = null
 peer.startListening(async () => {
   draining = true
   const stats = shared ? shared.stats() : null
-  await new Promise((resolve) => {
-    server.close(resolve)
-    // Idle keep-alive connections: a client's next request would race our
-    // close, so they end only after answering one more (Connection: close),
-    // or when idle for long.
-    if (typeof server.closeIdleConnections === 'function') setTimeout(() => server.closeIdleConnections(), 2000).unref()
-  })
+  // Every response now ends its connection, so no client reuses one we
+  // close. Connections still open are waited for (a steady client sends
+  // its next request at once and gets that answer); only after 2 s are
+  // idle ones closed. server.close() alone would close idle keep-alive
+  // connections (Node 19+) while a client may be sending on them.
+  const deadline = Date.now() + 2000
+  for (;;) {
+    const open = await new Promise((resolve) => server.getConnections((e, n) => resolve(e ? 0 : n)))
+    if (open === 0) break
+    if (Date.now() > deadline) {
+      if (typeof server.closeIdleConnections === 'function') server.closeIdleConnections()
+      break
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  await new Promise((resolve) => server.close(resolve))
   process.stdout.write(`HANDED ${version} ${JSON.stringify({ served, stats })}\n`)
   setImmediate(() => process.exit(0))
 })
@@ -49,10 +59,19 @@ if (mode === 'plain') {
     peer.startBroadcasting()
     process.stdout.write(`READY ${version}\n`)
   })
+} else if (mode === 'joined') {
+  // Joins the port's group but broadcasts only on SIGUSR2 (for measuring steering).
+  shared = listenShared(server, { port: Number(port), host: '127.0.0.1', peer, logLevel: process.env.LOG_LEVEL || 'warning' })
+  process.on('SIGUSR2', () => peer.startBroadcasting())
+  shared.listening.then(() =>
+    process.stdout.write(`READY ${version} ${JSON.stringify({ ...shared.stats(), retriedMs: shared.retriedMs })}\n`),
+  )
 } else {
   shared = listenShared(server, { port: Number(port), host: '127.0.0.1', peer, logLevel: process.env.LOG_LEVEL || 'warning' })
   // Broadcast at once, even while a listener that does not share the port
   // holds it: that older instance closes only once it heard us.
   peer.startBroadcasting()
-  shared.listening.then(() => process.stdout.write(`READY ${version} ${JSON.stringify(shared.stats())}\n`))
+  shared.listening.then(() =>
+    process.stdout.write(`READY ${version} ${JSON.stringify({ ...shared.stats(), retriedMs: shared.retriedMs })}\n`),
+  )
 }

@@ -1,0 +1,63 @@
+'use strict'
+// listenShared: host-network instances on one TCP port. Every case runs
+// test-support/shared-scenario.js in a private network namespace, with real
+// instances (child processes) and real clients. Ports 47520–47523.
+
+const path = require('node:path')
+const { isolationProblem, describeUnless, spawnIsolated, usesUserNamespace } = require('../test-support/isolated')
+
+const SCENARIO = path.join(__dirname, '..', 'test-support', 'shared-scenario.js')
+
+function scenario(...args) {
+  return new Promise((resolve, reject) => {
+    const child = spawnIsolated(process.execPath, [SCENARIO, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '))
+      if (code !== 0 || !line) return reject(new Error(`scenario ${args.join(' ')} exited ${code}\n${out}\n${err}`))
+      resolve(JSON.parse(line.slice('RESULT '.length)))
+    })
+  })
+}
+
+const linux = process.platform === 'linux' ? null : 'skipped: the shared listener is Linux only'
+
+describeUnless(linux || isolationProblem('net'), 'listenShared (one port, two instances)', () => {
+  test('a joining instance gets nothing until ready, then every new connection (20 of 20)', async () => {
+    const result = await scenario('steer')
+    expect(result.joined).toBe('previous')
+    expect(result.beforeReady).toEqual({ v1: 20 })
+    expect(result.afterReady).toEqual({ v2: 20 })
+  })
+
+  test('20 consecutive handovers under a keep-alive and a non-keep-alive client: no failed request', async () => {
+    const result = await scenario('load', '20')
+    expect(result.outcomes.keepAlive).toEqual({ ok: expect.any(Number) })
+    expect(result.outcomes.fresh).toEqual({ ok: expect.any(Number) })
+    expect(result.requests).toBeGreaterThan(1000)
+  }, 90_000)
+
+  test('the first roll-out: an old instance that does not share the port is waited for, not crashed on', async () => {
+    const result = await scenario('rollout')
+    expect(result.retriedMs).toBeGreaterThan(0)
+    // The new instance binds within one retry of the old one closing.
+    expect(result.downtimeMs).toBeLessThan(500)
+    expect(result.outcomes.keepAlive.ok).toBeGreaterThan(0)
+  })
+
+  // A uid of our own choosing exists only as real root (in a user namespace
+  // only our own uid is mapped).
+  const asRoot = !usesUserNamespace() && spawnSyncOk('setpriv', ['--version'])
+  ;(asRoot ? test : test.skip)('another user cannot join the group (the kernel refuses it)', async () => {
+    const result = await scenario('stranger')
+    expect(result.stranger).toEqual({ uid: 65534, joined: false })
+  })
+})
+
+function spawnSyncOk(command, args) {
+  return require('node:child_process').spawnSync(command, args, { stdio: 'ignore' }).status === 0
+}
+
