@@ -9,8 +9,13 @@ const { isolationProblem, describeUnless, spawnIsolated, usesUserNamespace } = r
 const SCENARIO = path.join(__dirname, '..', 'test-support', 'shared-scenario.js')
 
 function scenario(...args) {
+  return scenarioOn(process.execPath, ...args)
+}
+
+/** Runs the scenario, its instances and its clients on the Node binary `node`. */
+function scenarioOn(node, ...args) {
   return new Promise((resolve, reject) => {
-    const child = spawnIsolated(process.execPath, [SCENARIO, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawnIsolated(node, [SCENARIO, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
     child.stdout.on('data', (d) => (out += d))
@@ -40,6 +45,16 @@ describeUnless(linux || isolationProblem('net'), 'listenShared (one port, two in
     expect(result.requests).toBeGreaterThan(1000)
   }, 90_000)
 
+  // The newest Node 22+ that `npm run node-matrix` (or a run of this
+  // suite's sibling, scripts/node-matrix.js) put in .cache/node: Node's own
+  // reusePort exists there, listenShared must work the same.
+  const newer = newestCachedNode(22)
+  ;(newer ? test : test.skip)(`the same 20 handovers on Node ${newer ? newer.version : '22+ (none in .cache/node: npm run node-matrix)'}`, async () => {
+    const result = await scenarioOn(newer.binary, 'load', '20')
+    expect(result.outcomes.keepAlive).toEqual({ ok: expect.any(Number) })
+    expect(result.outcomes.fresh).toEqual({ ok: expect.any(Number) })
+  }, 90_000)
+
   test('the first roll-out: an old instance that does not share the port is waited for, not crashed on', async () => {
     const result = await scenario('rollout')
     expect(result.retriedMs).toBeGreaterThan(0)
@@ -56,6 +71,18 @@ describeUnless(linux || isolationProblem('net'), 'listenShared (one port, two in
     expect(result.stranger).toEqual({ uid: 65534, joined: false })
   })
 })
+
+function newestCachedNode(major) {
+  const { cachedVersions, compareVersions } = require('../scripts/node-matrix.js')
+  const fs = require('node:fs')
+  const version = cachedVersions()
+    .filter((v) => Number(v.split('.')[0]) >= major)
+    .sort(compareVersions)
+    .pop()
+  if (!version) return null
+  const binary = path.join(__dirname, '..', '.cache', 'node', version, 'bin', 'node')
+  return fs.existsSync(binary) ? { version, binary } : null
+}
 
 function spawnSyncOk(command, args) {
   return require('node:child_process').spawnSync(command, args, { stdio: 'ignore' }).status === 0

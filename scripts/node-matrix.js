@@ -356,12 +356,17 @@ async function main() {
   return failed.length ? 1 : 0
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code
-  },
-  (error) => {
-    process.stderr.write(`node-matrix: ${error.message}\n`)
-    process.exitCode = 1
-  },
-)
+// Other scripts (the shared-listener load proof) reuse the downloads.
+module.exports = { resolveVersions, ensureNode, cachedVersions, compareVersions }
+
+if (require.main === module) {
+  main().then(
+    (code) => {
+      process.exitCode = code
+    },
+    (error) => {
+      process.stderr.write(`node-matrix: ${error.message}\n`)
+      process.exitCode = 1
+    },
+  )
+}

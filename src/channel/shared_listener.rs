@@ -213,6 +213,10 @@ impl SharedListener {
         } else {
             drain.quiet = 0;
         }
+        self.log.debug(format_args!(
+            "drain: {queued} queued, {} half-open left",
+            drain.half_open.len()
+        ));
         if drain.quiet >= QUIET_CHECKS {
             let ms = drain.started.elapsed().as_secs_f64() * 1000.0;
             drain.finished = Some(ms);
