@@ -3,7 +3,8 @@
 // tests: listens on PORT through listenShared, hands over through a
 // HandoverPeer on loopback, and exits once it handed over.
 // argv: port handoverPort version [plain]
-// 'plain' listens without sharing, as a service does before it migrates.
+// 'plain' listens without sharing, as a service does before it migrates
+// (retrying EADDRINUSE); 'joined' shares but broadcasts only on SIGUSR2.
 // Prints READY <version> when serving, and HANDED <version> <json> at the end.
 
 const http = require('node:http')
@@ -55,10 +56,19 @@ peer.startListening(async () => {
 peer.on('error', (e) => console.error(e))
 
 if (mode === 'plain') {
-  server.listen(Number(port), '127.0.0.1', () => {
-    peer.startBroadcasting()
-    process.stdout.write(`READY ${version}\n`)
+  // Without a shared listener, the best a service can do: announce at
+  // once, and retry its listen every 25 ms until the older instance closed
+  // (a service that lets EADDRINUSE crash it restarts far slower, and never
+  // announces).
+  peer.startBroadcasting()
+  const started = Date.now()
+  const listen = () => server.listen(Number(port), '127.0.0.1')
+  server.on('error', (error) => {
+    if (error.code !== 'EADDRINUSE') throw error
+    setTimeout(listen, 25)
   })
+  server.once('listening', () => process.stdout.write(`READY ${version} ${JSON.stringify({ retriedMs: Date.now() - started })}\n`))
+  listen()
 } else if (mode === 'joined') {
   // Joins the port's group but broadcasts only on SIGUSR2 (for measuring steering).
   shared = listenShared(server, { port: Number(port), host: '127.0.0.1', peer, logLevel: process.env.LOG_LEVEL || 'warning' })

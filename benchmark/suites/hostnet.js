@@ -1,0 +1,77 @@
+'use strict'
+// Host-network handovers on one TCP port: consecutive handovers of an HTTP
+// service (test-support/shared-scenario.js, in a private network namespace)
+// under a keep-alive and a non-keep-alive client, with listenShared against
+// the plain listen a service without it has (the new instance announces at
+// once and retries its listen until the old one closed: the best case
+// without SO_REUSEPORT).
+
+const { spawn } = require('node:child_process')
+const path = require('node:path')
+const { SETUP } = require('../../test-support/isolated.js')
+
+const SCENARIO = path.join(__dirname, '..', '..', 'test-support', 'shared-scenario.js')
+
+function runScenario(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('unshare', ['-n', 'sh', '-c', SETUP, process.execPath, SCENARIO, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '))
+      if (code !== 0 || !line) return reject(new Error(`shared-scenario ${args.join(' ')} exited ${code}: ${err.slice(-500)}`))
+      resolve(JSON.parse(line.slice('RESULT '.length)))
+    })
+  })
+}
+
+/** Failed requests of both clients whose error is `code` (all errors when code is null). */
+function failures(result, code) {
+  let n = 0
+  for (const client of Object.values(result.outcomes)) {
+    for (const [key, count] of Object.entries(client)) {
+      if (key === 'ok') continue
+      if (code === null || key === `error:${code}`) n += count
+    }
+  }
+  return n
+}
+
+async function hostnet(ctx) {
+  const title = 'Host network: consecutive handovers on one TCP port (listenShared vs a plain listen)'
+  if (!ctx.spawn.isolated) {
+    const skipped = { text: 'skipped' }
+    ctx.progress('hostnet: skipped, needs a private network namespace (root)')
+    return { title, against: 'plain', rows: [{ figure: 'every row', ours: skipped, plain: skipped }], notes: ['Skipped: needs a private network namespace (root).'], raw: null }
+  }
+  const handovers = ctx.quick ? 3 : 20
+  ctx.progress(`hostnet: ${handovers} handovers with listenShared, then with a plain listen`)
+  const ours = await runScenario(['load', String(handovers), 'shared'])
+  const plain = await runScenario(['load', String(handovers), 'plain'])
+  const runs = { ours, plain }
+  const row = (figure, unit, get, extra = {}) => ({ figure, unit, ours: get(ours), plain: get(plain), ...extra })
+  const rows = [
+    row('requests sent (both clients)', '', (r) => r.requests, { compare: false }),
+    row('connections refused', '', (r) => failures(r, 'ECONNREFUSED'), { target: { below: 1 } }),
+    row('connections reset', '', (r) => failures(r, 'ECONNRESET'), { target: { below: 1 } }),
+    row('failed requests, all causes', '', (r) => failures(r, null), { target: { below: 1 } }),
+    row('window from the first to the last failure, over all handovers', 'ms', (r) => r.errorWindowMs),
+    row('handover: new instance started → old one exited, mean', 'ms', (r) => r.handoverMs.mean),
+    row('handover, max', 'ms', (r) => r.handoverMs.max),
+    row('request latency p99 over the run', 'ms', (r) => r.latencyP99Ms),
+  ]
+  const notes = [
+    `${handovers} consecutive handovers (v1→v${handovers + 1}) of an HTTP service on 127.0.0.1 in a private network namespace; ` +
+      'one client reuses one keep-alive connection, the other opens a connection per request, both back to back.',
+    'plain: each new instance announces at once and retries `listen()` every 25 ms until the old one closed. ' +
+      'A service that lets EADDRINUSE crash it never announces, so its old instance only goes at the supervisor\'s timeout.',
+    'Both services answer `Connection: close` once handing over and wait for their connections before `server.close()`.',
+  ]
+  return { title, against: 'plain', rows, notes, raw: runs }
+}
+
+module.exports = { hostnet }
