@@ -391,9 +391,9 @@ class SharedListener {
 
   /** One attempt; true when listening (or given up). */
   _attempt() {
-    const { host, port, backlog, contextId, logLevel, logSink } = this._options
+    const { host, port, backlog, service, contextId, logLevel, logSink } = this._options
     if (this._closed) return true
-    const opened = call(() => native.openSharedListener(host, port, backlog, contextId, logLevel, logSink))
+    const opened = call(() => native.openSharedListener(host, port, backlog, service, contextId, logLevel, logSink))
     if (!opened) return false
     this._native = opened
     if (this.retriedMs > 0) {
@@ -492,6 +492,8 @@ function listenShared(server, options = {}) {
   const contextId = peer ? contextIdOf(peer.context) : defaultContext().id
   const shared = new SharedListener(server, {
     host, port, backlog, contextId, logLevel, drainTimeoutMs, logSink: logSinkFor(logger, contextId),
+    // Only instances of one service share a port (the kernel keeps other users out).
+    service: process.env.BALENA_SERVICE_NAME || '',
   })
   if (peer) {
     if (!peer._shared) Object.defineProperty(peer, '_shared', { value: [] })

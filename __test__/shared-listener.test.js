@@ -45,6 +45,20 @@ describeUnless(linux || isolationProblem('net'), 'listenShared (one port, two in
     expect(result.requests).toBeGreaterThan(1000)
   }, 90_000)
 
+  test('with net.ipv4.tcp_migrate_req on, the older instance need not drain: still no failed request', async () => {
+    const result = await scenario('load', '10', 'migrate')
+    expect(result.migrateRequests).toEqual([true])
+    expect(result.drainMs).toEqual({ max: 0 })
+    expect(result.outcomes.keepAlive).toEqual({ ok: expect.any(Number) })
+    expect(result.outcomes.fresh).toEqual({ ok: expect.any(Number) })
+  }, 60_000)
+
+  test('an instance of another service (BALENA_SERVICE_NAME) is refused the port', async () => {
+    const result = await scenario('service')
+    expect(result).toMatchObject({ joined: false, code: 'ERR_HANDOVER_SOCKET' })
+    expect(result.message).toMatch(/shared by an instance of service "", and this is service "other"/)
+  })
+
   // The newest Node 22+ that `npm run node-matrix` (or a run of this
   // suite's sibling, scripts/node-matrix.js) put in .cache/node: Node's own
   // reusePort exists there, listenShared must work the same.

@@ -7,6 +7,7 @@
 //   steer     — where 20 connections go before and after the younger instance is ready
 //   stranger  — another user joining the port's group
 //   rollout   — the first roll-out: the old instance listens without sharing
+//   service   — an instance of another service joining the port
 //   load      — N handovers under a keep-alive and a non-keep-alive client
 //               ('plain': every instance listens without sharing, the baseline)
 
@@ -87,13 +88,32 @@ function stranger() {
   const v1 = start('v1')
   return v1.ready.then(() => {
     const source = `const b = require(${JSON.stringify(path.join(__dirname, '..', 'binding.js'))});
-      const l = b.openSharedListener('127.0.0.1', ${PORT}, 16, 'stranger', 'error');
+      const l = b.openSharedListener('127.0.0.1', ${PORT}, 16, '', 'stranger', 'error');
       console.log(JSON.stringify({ uid: process.getuid(), joined: l !== null }))`
     const result = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', node, '-e', source], {
       encoding: 'utf8',
     })
     v1.child.kill()
     return { stranger: result.stdout.trim() ? JSON.parse(result.stdout) : { error: result.stderr } }
+  })
+}
+
+/** An instance of another service (BALENA_SERVICE_NAME) of the same user. */
+function otherService() {
+  const v1 = start('v1')
+  return v1.ready.then(() => {
+    const source = `const { listenShared } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))});
+      try {
+        listenShared(require('node:net').createServer(), { port: ${PORT}, host: '127.0.0.1', logLevel: 'error' })
+        console.log(JSON.stringify({ joined: true }))
+      } catch (error) {
+        console.log(JSON.stringify({ joined: false, code: error.code, message: error.message }))
+      }
+      process.exit(0)`
+    const env = { ...process.env, BALENA_SERVICE_NAME: 'other' }
+    const result = spawnSync(node, ['-e', source], { encoding: 'utf8', env })
+    v1.child.kill()
+    return JSON.parse(result.stdout.trim().split('\n').pop())
   })
 }
 
@@ -140,6 +160,7 @@ async function load(handovers, mode) {
   const c = clients()
   const times = []
   const drains = []
+  const migrate = new Set()
   for (let i = 2; i <= handovers + 1; i++) {
     const t0 = Date.now()
     const next = start(`v${i}`, { mode })
@@ -147,6 +168,7 @@ async function load(handovers, mode) {
     await current.exited
     times.push(Date.now() - t0)
     if (handed.stats && handed.stats.drainMs !== undefined) drains.push(handed.stats.drainMs)
+    if (handed.stats) migrate.add(handed.stats.migrateRequests)
     current = next
   }
   await new Promise((r) => setTimeout(r, 100))
@@ -159,6 +181,7 @@ async function load(handovers, mode) {
     requests: sum(c.outcomes.keepAlive) + sum(c.outcomes.fresh),
     handoverMs: { max: Math.max(...times), mean: times.reduce((a, b) => a + b, 0) / times.length },
     drainMs: drains.length ? { max: Math.max(...drains) } : null,
+    migrateRequests: [...migrate],
     latencyP99Ms: p99(c.latencies),
     errorWindowMs: c.errors.first ? c.errors.last - c.errors.first : 0,
   }
@@ -182,7 +205,10 @@ async function rollout() {
 }
 
 const [scenario, n, mode] = process.argv.slice(2)
-const run = { steer, stranger, rollout, load: () => load(Number(n || 20), mode || 'shared') }[scenario]
+// 'migrate' (as the last argument): net.ipv4.tcp_migrate_req on in this
+// namespace, so that the older instance's listener needs no drain.
+if (process.argv.includes('migrate')) require('node:fs').writeFileSync('/proc/sys/net/ipv4/tcp_migrate_req', '1')
+const run = { steer, stranger, rollout, service: otherService, load: () => load(Number(n || 20), mode && mode !== 'migrate' ? mode : 'shared') }[scenario]
 run().then(
   (result) => {
     process.stdout.write(`RESULT ${JSON.stringify(result)}\n`)

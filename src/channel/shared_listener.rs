@@ -75,6 +75,8 @@ struct Drain {
 
 struct State {
     socket: Option<Socket>,
+    /// This instance's claim naming its service; released with the socket.
+    claim: Option<tcp::Claim>,
     steering: Steering,
     group_size: u32,
     drain: Option<Drain>,
@@ -96,7 +98,25 @@ impl SharedListener {
     /// to the previous newest socket so that this instance gets nothing
     /// before it is ready. Also gives a duplicate of the descriptor, for
     /// Node's server to own.
-    pub fn open(address: SocketAddr, backlog: i32, log: Logger) -> Result<(Self, Socket), std::io::Error> {
+    ///
+    /// Refused (`PermissionDenied`) when an instance of another service
+    /// claimed the port: the kernel only keeps other users out.
+    pub fn open(
+        address: SocketAddr,
+        backlog: i32,
+        service: &str,
+        log: Logger,
+    ) -> Result<(Self, Socket), std::io::Error> {
+        let (claim, claimed_by) = tcp::claim(address, service)?;
+        if let Some(other) = claimed_by.iter().find(|other| other.as_str() != service) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{address} is shared by an instance of service {other:?}, and this is service {service:?} \
+                     (BALENA_SERVICE_NAME): only instances of one service share a port"
+                ),
+            ));
+        }
         let socket = tcp::shared_listener(address, backlog)?;
         let for_node = socket.try_clone()?;
         let listener = SharedListener {
@@ -104,6 +124,7 @@ impl SharedListener {
             log,
             state: Mutex::new(State {
                 socket: Some(socket),
+                claim: Some(claim),
                 steering: Steering::Hash,
                 group_size: 1,
                 drain: None,
@@ -122,6 +143,14 @@ impl SharedListener {
         let steering = state.steering.clone();
         drop(state);
         listener.report_join(size, &steering);
+        let claimed = claimed_by.len() as u32 + 1;
+        if size > claimed {
+            listener.log.warn(format_args!(
+                "{} listener(s) on {} but {claimed} shared listener(s): a process of this user shares the port \
+                 without listenShared (Node's reusePort?); it gets connections too",
+                size, listener.address
+            ));
+        }
         Ok((listener, for_node))
     }
 
@@ -202,6 +231,17 @@ impl SharedListener {
         if drain.finished.is_some() {
             return Ok(true);
         }
+        if tcp::migrate_requests() == Some(true) {
+            // The kernel moves what is queued or half-open on our listener,
+            // when it closes, to another of the group: nothing to wait for.
+            drain.finished = Some(0.0);
+            self.log.info(format_args!(
+                "shared listener on {}: tcp_migrate_req is on, the kernel moves what is queued here to the younger \
+                 instance",
+                self.address
+            ));
+            return Ok(true);
+        }
         let queued =
             tcp::accept_queue(socket).map_err(|e| ChannelError::Io(format!("cannot read the accept queue: {e}")))?;
         if !drain.half_open.is_empty() {
@@ -247,7 +287,9 @@ impl Closable for SharedListener {
     /// Lets go of our descriptor; the socket closes when Node's server
     /// closes its own.
     fn close(&self) {
-        let socket = self.lock().socket.take();
-        drop(socket);
+        let mut state = self.lock();
+        let released = (state.socket.take(), state.claim.take());
+        drop(state);
+        drop(released);
     }
 }

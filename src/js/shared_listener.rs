@@ -47,11 +47,13 @@ pub struct NativeSharedListener {
 /// Opens a shared listener; `null` when the port is taken by a listener
 /// that does not share it (the caller retries).
 #[napi]
+#[allow(clippy::too_many_arguments)] // mirrors the JS call it backs
 pub fn open_shared_listener(
     env: Env,
     host: String,
     port: u32,
     backlog: i32,
+    service: String,
     context_id: String,
     log_level: Option<String>,
     #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
@@ -65,7 +67,7 @@ pub fn open_shared_listener(
         .map_err(thrown(&env))?;
     let level = log_level.as_deref().and_then(Level::parse).unwrap_or(Level::Info);
     let log = logger(level, &context_id, log_sink);
-    let (listener, for_node) = match SharedListener::open(SocketAddr::new(ip, port), backlog, log.clone()) {
+    let (listener, for_node) = match SharedListener::open(SocketAddr::new(ip, port), backlog, &service, log.clone()) {
         Ok(opened) => opened,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Ok(None),
         Err(e) => {

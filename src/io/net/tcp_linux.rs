@@ -110,3 +110,28 @@ pub fn port_sockets(address: SocketAddr) -> io::Result<PortSockets> {
     let uid = unsafe { libc::geteuid() };
     Ok(super::tcp_table::port_sockets(&text, address, uid))
 }
+
+/// This instance's claim on a shared port, naming its service: an abstract
+/// Unix socket, which lives in the network namespace (so host-network
+/// containers see each other's) and goes when the process does.
+pub struct Claim(#[allow(dead_code)] std::os::unix::net::UnixDatagram);
+
+fn claim_prefix(address: SocketAddr) -> String {
+    format!("handover-native/tcp/{}/{}/", address.ip(), address.port())
+}
+
+/// Claims `address` for `service`; gives back the services that claimed it
+/// before (one entry per instance).
+pub fn claim(address: SocketAddr, service: &str) -> io::Result<(Claim, Vec<String>)> {
+    use std::os::linux::net::SocketAddrExt;
+    let prefix = claim_prefix(address);
+    let text = std::fs::read_to_string("/proc/net/unix")?;
+    let others = super::tcp_table::claims(&text, &prefix);
+    let nonce = crate::io::clock::random_instance_id();
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let name = format!("{prefix}{nonce}/{service}");
+    let socket = std::os::unix::net::UnixDatagram::bind_addr(&std::os::unix::net::SocketAddr::from_abstract_name(
+        name.as_bytes(),
+    )?)?;
+    Ok((Claim(socket), others))
+}

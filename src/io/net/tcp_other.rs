@@ -43,3 +43,9 @@ pub fn enable_migrate_requests() -> io::Result<()> {
 pub fn port_sockets(_address: SocketAddr) -> io::Result<PortSockets> {
     Err(unsupported())
 }
+
+pub struct Claim;
+
+pub fn claim(_address: SocketAddr, _service: &str) -> io::Result<(Claim, Vec<String>)> {
+    Err(unsupported())
+}

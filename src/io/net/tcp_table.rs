@@ -50,6 +50,18 @@ pub fn port_sockets(text: &str, address: SocketAddr, uid: u32) -> PortSockets {
     PortSockets { listeners, half_open }
 }
 
+/// The services of the claims (abstract Unix sockets, `@<prefix><nonce>/<service>`
+/// in `/proc/net/unix`) on one port.
+pub fn claims(text: &str, prefix: &str) -> Vec<String> {
+    let wanted = format!("@{prefix}");
+    text.lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(7))
+        .filter_map(|path| path.strip_prefix(&wanted))
+        .filter_map(|rest| rest.split_once('/').map(|(_, service)| service.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +86,19 @@ mod tests {
         assert_eq!(other_user.listeners, 1);
         let any = port_sockets(TABLE, "0.0.0.0:47516".parse().unwrap(), 0);
         assert_eq!(any.listeners, 1);
+    }
+
+    #[test]
+    fn reads_the_services_that_claimed_a_port() {
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00000000 0002 01 11 @handover-native/tcp/127.0.0.1/47520/0a1b/api
+0000000000000000: 00000002 00000000 00000000 0002 01 12 @handover-native/tcp/127.0.0.1/47520/ffee/
+0000000000000000: 00000002 00000000 00000000 0002 01 13 @handover-native/tcp/127.0.0.1/47521/0a1c/other
+0000000000000000: 00000002 00000000 00010000 0001 01 14 /run/systemd/notify
+0000000000000000: 00000003 00000000 00000000 0001 03 15
+";
+        let found = claims(unix, "handover-native/tcp/127.0.0.1/47520/");
+        assert_eq!(found, vec!["api".to_string(), String::new()]);
     }
 
     #[test]
