@@ -293,3 +293,91 @@ impl Closable for SharedListener {
         drop(released);
     }
 }
+
+/// Real sockets on 127.0.0.1 (ports 47530–47539), Linux only.
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::net::TcpStream;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::io::log::Level;
+
+    fn quiet() -> Logger {
+        let sink: crate::io::log::Sink = Arc::new(|_, _| {});
+        Logger::new(Level::Error, "shared-listener-test", Some(sink))
+    }
+
+    /// Connects `n` times; how many each listener accepted.
+    fn connect_and_count(port: u16, listeners: &[&Socket], n: usize) -> Vec<usize> {
+        let mut kept = Vec::new();
+        for _ in 0..n {
+            kept.push(TcpStream::connect(("127.0.0.1", port)).unwrap());
+        }
+        listeners
+            .iter()
+            .map(|l| std::iter::from_fn(|| l.accept().ok()).count())
+            .collect()
+    }
+
+    #[test]
+    fn the_joiner_gets_nothing_until_it_steers_to_itself_then_everything() {
+        let address: SocketAddr = "127.0.0.1:47530".parse().unwrap();
+        let (old, old_socket) = SharedListener::open(address, 64, "svc", quiet()).unwrap();
+        let (new, new_socket) = SharedListener::open(address, 64, "svc", quiet()).unwrap();
+        assert_eq!(new.stats().steering, Steering::Previous);
+        assert_eq!(new.stats().group_size, 2);
+        assert_eq!(connect_and_count(47530, &[&old_socket, &new_socket], 20), vec![20, 0]);
+        assert_eq!(new.steer_to_self().unwrap(), Steering::ToSelf);
+        assert_eq!(connect_and_count(47530, &[&old_socket, &new_socket], 20), vec![0, 20]);
+        // The old one has nothing queued: its drain ends after its quiet checks.
+        let mut steps = 0;
+        while !old.drain_step().unwrap() {
+            steps += 1;
+            assert!(steps < 1000);
+        }
+        old.close();
+        drop(old_socket);
+        assert_eq!(connect_and_count(47530, &[&new_socket], 5), vec![5]);
+    }
+
+    #[test]
+    fn the_drain_waits_for_what_is_queued() {
+        if tcp::migrate_requests() == Some(true) {
+            // The drain ends at once there, by design.
+            return;
+        }
+        let address: SocketAddr = "127.0.0.1:47531".parse().unwrap();
+        let (old, old_socket) = SharedListener::open(address, 64, "svc", quiet()).unwrap();
+        let _kept: Vec<_> = (0..3)
+            .map(|_| TcpStream::connect(("127.0.0.1", 47531)).unwrap())
+            .collect();
+        for _ in 0..5 {
+            assert!(!old.drain_step().unwrap(), "three connections are queued");
+        }
+        assert_eq!(std::iter::from_fn(|| old_socket.accept().ok()).count(), 3);
+        assert!(!old.drain_step().unwrap());
+        assert!(old.drain_step().unwrap());
+        assert!(old.stats().drain_ms.is_some());
+    }
+
+    #[test]
+    fn another_service_is_refused_the_port() {
+        let address: SocketAddr = "127.0.0.1:47532".parse().unwrap();
+        let _first = SharedListener::open(address, 64, "api", quiet()).unwrap();
+        let refused = SharedListener::open(address, 64, "worker", quiet()).err().unwrap();
+        assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(refused.to_string().contains("\"api\""));
+        assert!(SharedListener::open(address, 64, "api", quiet()).is_ok());
+    }
+
+    #[test]
+    fn a_listener_that_does_not_share_the_port_is_address_in_use() {
+        let plain = std::net::TcpListener::bind("127.0.0.1:47533").unwrap();
+        let refused = SharedListener::open("127.0.0.1:47533".parse().unwrap(), 64, "svc", quiet())
+            .err()
+            .unwrap();
+        assert_eq!(refused.kind(), std::io::ErrorKind::AddrInUse);
+        drop(plain);
+    }
+}
