@@ -102,3 +102,43 @@ function spawnSyncOk(command, args) {
   return require('node:child_process').spawnSync(command, args, { stdio: 'ignore' }).status === 0
 }
 
+
+/** True when a plain listen (no SO_REUSEPORT) on the port works: nothing listens there any more. */
+function portIsFree(port) {
+  const net = require('node:net')
+  return new Promise((resolve) => {
+    const probe = net.createServer()
+    probe.once('error', () => resolve(false))
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)))
+  })
+}
+
+describeUnless(linux, 'listenShared releases the port (loopback, ports 47540–47541)', () => {
+  test('close() drains, closes the server and lets go of the socket', async () => {
+    const http = require('node:http')
+    const { listenShared } = require('../index.js')
+    const server = http.createServer((q, s) => s.end('ok'))
+    const shared = listenShared(server, { port: 47540, host: '127.0.0.1', logLevel: 'error' })
+    await shared.listening
+    expect(await portIsFree(47540)).toBe(false)
+    await shared.close()
+    expect(shared.stats().closed).toBe(true)
+    expect(await portIsFree(47540)).toBe(true)
+  })
+
+  test('a worker whose environment ends leaves no listener behind', async () => {
+    const { Worker } = require('node:worker_threads')
+    const index = JSON.stringify(path.join(__dirname, '..', 'index.js'))
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads')
+       const { listenShared } = require(${index})
+       const server = require('node:http').createServer()
+       listenShared(server, { port: 47541, host: '127.0.0.1', logLevel: 'error' }).listening.then(() => parentPort.postMessage('listening'))`,
+      { eval: true },
+    )
+    await new Promise((resolve) => worker.once('message', resolve))
+    expect(await portIsFree(47541)).toBe(false)
+    await worker.terminate()
+    expect(await portIsFree(47541)).toBe(true)
+  })
+})
