@@ -304,7 +304,14 @@ class HandoverPeer extends Channel {
       try {
         // What is queued on a shared listener is accepted before the
         // callback closes the server (see listenShared).
-        for (const shared of this._shared || []) await shared.drain()
+        for (const shared of this._shared || []) {
+          try {
+            await shared.drain()
+          } catch (error) {
+            // The callback runs all the same: it closes the server.
+            this._native.log('error', `draining the shared listener failed: ${errorText(error)}`)
+          }
+        }
         await shutdownCallback()
         return null
       } catch (error) {

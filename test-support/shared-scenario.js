@@ -130,7 +130,7 @@ function clients() {
       errors.last = Date.now()
     }
     outcomes[kind][key] = (outcomes[kind][key] || 0) + 1
-    if (r.ms !== undefined) latencies.push(r.ms)
+    if (!r.error) latencies.push({ at: Date.now() - r.ms, ms: r.ms })
   }
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   const loop = async (kind, a) => {
@@ -149,8 +149,8 @@ function clients() {
   }
 }
 
-function p99(values) {
-  const sorted = values.slice().sort((a, b) => a - b)
+function p99(samples) {
+  const sorted = samples.map((s) => s.ms).sort((a, b) => a - b)
   return sorted.length ? sorted[Math.floor(sorted.length * 0.99)] : null
 }
 
@@ -159,6 +159,7 @@ async function load(handovers, mode) {
   await current.ready
   const c = clients()
   const times = []
+  const windows = []
   const drains = []
   const migrate = new Set()
   for (let i = 2; i <= handovers + 1; i++) {
@@ -167,6 +168,7 @@ async function load(handovers, mode) {
     const [handed] = await Promise.all([current.handed, next.ready])
     await current.exited
     times.push(Date.now() - t0)
+    windows.push([t0, Date.now()])
     if (handed.stats && handed.stats.drainMs !== undefined) drains.push(handed.stats.drainMs)
     if (handed.stats) migrate.add(handed.stats.migrateRequests)
     current = next
@@ -183,6 +185,9 @@ async function load(handovers, mode) {
     drainMs: drains.length ? { max: Math.max(...drains) } : null,
     migrateRequests: [...migrate],
     latencyP99Ms: p99(c.latencies),
+    // Requests that started while a handover ran (new instance started → old one exited), and the others.
+    latencyP99DuringHandoverMs: p99(c.latencies.filter((l) => windows.some(([a, b]) => l.at >= a && l.at <= b))),
+    latencyP99SteadyMs: p99(c.latencies.filter((l) => !windows.some(([a, b]) => l.at >= a && l.at <= b))),
     errorWindowMs: c.errors.first ? c.errors.last - c.errors.first : 0,
   }
 }

@@ -62,7 +62,8 @@ async function hostnet(ctx) {
     row('window from the first to the last failure, over all handovers', 'ms', (r) => r.errorWindowMs),
     row('handover: new instance started → old one exited, mean', 'ms', (r) => r.handoverMs.mean),
     row('handover, max', 'ms', (r) => r.handoverMs.max),
-    row('request latency p99 over the run', 'ms', (r) => r.latencyP99Ms),
+    row('request latency p99 while a handover runs', 'ms', (r) => r.latencyP99DuringHandoverMs),
+    row('request latency p99 between handovers', 'ms', (r) => r.latencyP99SteadyMs),
   ]
   const notes = [
     `${handovers} consecutive handovers (v1→v${handovers + 1}) of an HTTP service on 127.0.0.1 in a private network namespace; ` +
