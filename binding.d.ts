@@ -307,7 +307,7 @@ export interface MalformedPacketDescription {
  * Opens a shared listener; `null` when the port is taken by a listener
  * that does not share it (the caller retries).
  */
-export declare function openSharedListener(host: string, port: number, backlog: number, contextId: string, logLevel?: string | undefined | null, logSink?: ((record: LogRecord) => void) | undefined | null): NativeSharedListener | null
+export declare function openSharedListener(host: string, port: number, backlog: number, service: string, steering: boolean, contextId: string, logLevel?: string | undefined | null, logSink?: ((record: LogRecord) => void) | undefined | null): NativeSharedListener | null
 
 /** A decoded packet of either channel, for tools; `kind`, then `extended`, tell the shapes apart. */
 export type PacketDescription = PlainAnnouncementDescription | ExtendedAnnouncementDescription | StatusPacketDescription | MalformedPacketDescription
@@ -343,7 +343,8 @@ export interface SharedListenerStats {
   /**
    * `'hash'` (no program of ours), `'previous'` (new connections go to
    * the older instance), `'self'` (they come here), `'refused'` (the
-   * kernel refused steering: both instances get new connections).
+   * kernel refused steering: both instances get new connections), `'off'`
+   * (`steering: false`: likewise).
    */
   steering: string
   /** Why steering was refused. */

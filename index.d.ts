@@ -187,6 +187,12 @@ export interface ListenSharedOptions {
    * drained before the shutdown callback runs.
    */
   peer?: HandoverPeer
+  /**
+   * `false`: no cBPF steering, only SO_REUSEPORT (the kernel's hash spreads
+   * new connections over both instances until the older one closes), as
+   * where the kernel refuses the program. Default true.
+   */
+  steering?: boolean
   /** How long the drain may take at most; default 5000 ms. */
   drainTimeoutMs?: number
   logLevel?: string

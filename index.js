@@ -398,9 +398,9 @@ class SharedListener {
 
   /** One attempt; true when listening (or given up). */
   _attempt() {
-    const { host, port, backlog, service, contextId, logLevel, logSink } = this._options
+    const { host, port, backlog, service, steering, contextId, logLevel, logSink } = this._options
     if (this._closed) return true
-    const opened = call(() => native.openSharedListener(host, port, backlog, service, contextId, logLevel, logSink))
+    const opened = call(() => native.openSharedListener(host, port, backlog, service, steering, contextId, logLevel, logSink))
     if (!opened) return false
     this._native = opened
     if (this.retriedMs > 0) {
@@ -493,12 +493,13 @@ class SharedListener {
 function listenShared(server, options = {}) {
   if (!server || typeof server.listen !== 'function') throw argumentError(`server must be a net.Server or http.Server; got ${describe(server)}`)
   if (options === null || typeof options !== 'object') throw argumentError(`options must be an object; got ${describe(options)}`)
-  const { port, host = '0.0.0.0', backlog = 511, peer, logger, logLevel, drainTimeoutMs } = options
+  const { port, host = '0.0.0.0', backlog = 511, peer, logger, logLevel, drainTimeoutMs, steering = true } = options
   if (!Number.isInteger(port)) throw argumentError(`options.port must be an integer; got ${describe(port)}`)
   if (peer !== undefined && !(peer instanceof HandoverPeer)) throw argumentError(`options.peer must be a HandoverPeer; got ${describe(peer)}`)
   const contextId = peer ? contextIdOf(peer.context) : defaultContext().id
   const shared = new SharedListener(server, {
     host, port, backlog, contextId, logLevel, drainTimeoutMs, logSink: logSinkFor(logger, contextId),
+    steering: steering !== false,
     // Only instances of one service share a port (the kernel keeps other users out).
     service: process.env.BALENA_SERVICE_NAME || '',
   })

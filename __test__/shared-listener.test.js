@@ -53,6 +53,13 @@ describeUnless(linux || isolationProblem('net'), 'listenShared (one port, two in
     expect(result.outcomes.fresh).toEqual({ ok: expect.any(Number) })
   }, 60_000)
 
+  test('without steering (steering: false, as where the kernel refuses it) but with tcp_migrate_req: no failed request', async () => {
+    const result = await scenario('load', '10', 'nosteer', 'migrate')
+    expect(result.migrateRequests).toEqual([true])
+    expect(result.outcomes.keepAlive).toEqual({ ok: expect.any(Number) })
+    expect(result.outcomes.fresh).toEqual({ ok: expect.any(Number) })
+  }, 60_000)
+
   test('an instance of another service (BALENA_SERVICE_NAME) is refused the port', async () => {
     const result = await scenario('service')
     expect(result).toMatchObject({ joined: false, code: 'ERR_HANDOVER_SOCKET' })

@@ -4,7 +4,8 @@
 // HandoverPeer on loopback, and exits once it handed over.
 // argv: port handoverPort version [plain]
 // 'plain' listens without sharing, as a service does before it migrates
-// (retrying EADDRINUSE); 'joined' shares but broadcasts only on SIGUSR2.
+// (retrying EADDRINUSE); 'joined' shares but broadcasts only on SIGUSR2;
+// 'nosteer' shares without cBPF steering (as where the kernel refuses it).
 // Prints READY <version> when serving, and HANDED <version> <json> at the end.
 
 const http = require('node:http')
@@ -77,7 +78,7 @@ if (mode === 'plain') {
     process.stdout.write(`READY ${version} ${JSON.stringify({ ...shared.stats(), retriedMs: shared.retriedMs })}\n`),
   )
 } else {
-  shared = listenShared(server, { port: Number(port), host: '127.0.0.1', peer, logLevel: process.env.LOG_LEVEL || 'warning' })
+  shared = listenShared(server, { port: Number(port), host: '127.0.0.1', peer, logLevel: process.env.LOG_LEVEL || 'warning', steering: mode !== 'nosteer' })
   // Broadcast at once, even while a listener that does not share the port
   // holds it: that older instance closes only once it heard us.
   peer.startBroadcasting()

@@ -9,7 +9,9 @@
 //   rollout   — the first roll-out: the old instance listens without sharing
 //   service   — an instance of another service joining the port
 //   load      — N handovers under a keep-alive and a non-keep-alive client
-//               ('plain': every instance listens without sharing, the baseline)
+//               ('plain': every instance listens without sharing, the baseline;
+//               'nosteer': shared without cBPF steering; a last 'migrate'
+//               turns net.ipv4.tcp_migrate_req on in the namespace)
 
 const { spawn, spawnSync } = require('node:child_process')
 const http = require('node:http')
@@ -88,7 +90,7 @@ function stranger() {
   const v1 = start('v1')
   return v1.ready.then(() => {
     const source = `const b = require(${JSON.stringify(path.join(__dirname, '..', 'binding.js'))});
-      const l = b.openSharedListener('127.0.0.1', ${PORT}, 16, '', 'stranger', 'error');
+      const l = b.openSharedListener('127.0.0.1', ${PORT}, 16, '', true, 'stranger', 'error');
       console.log(JSON.stringify({ uid: process.getuid(), joined: l !== null }))`
     const result = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', node, '-e', source], {
       encoding: 'utf8',

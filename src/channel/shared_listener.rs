@@ -36,6 +36,8 @@ pub enum Steering {
     ToSelf,
     /// The kernel refused the program: the group uses its hash.
     Refused(String),
+    /// Turned off by the caller (`steering: false`): the group uses its hash.
+    Off,
 }
 
 impl Steering {
@@ -45,6 +47,7 @@ impl Steering {
             Steering::Previous => "previous",
             Steering::ToSelf => "self",
             Steering::Refused(_) => "refused",
+            Steering::Off => "off",
         }
     }
 }
@@ -105,6 +108,7 @@ impl SharedListener {
         address: SocketAddr,
         backlog: i32,
         service: &str,
+        steer: bool,
         log: Logger,
     ) -> Result<(Self, Socket), std::io::Error> {
         let (claim, claimed_by) = tcp::claim(address, service)?;
@@ -125,7 +129,7 @@ impl SharedListener {
             state: Mutex::new(State {
                 socket: Some(socket),
                 claim: Some(claim),
-                steering: Steering::Hash,
+                steering: if steer { Steering::Hash } else { Steering::Off },
                 group_size: 1,
                 drain: None,
             }),
@@ -133,7 +137,7 @@ impl SharedListener {
         let size = listener.count();
         let mut state = listener.lock();
         state.group_size = size;
-        if size >= 2 {
+        if size >= 2 && steer {
             let socket = state.socket.as_ref().expect("just opened");
             state.steering = match tcp::steer_to(socket, size - 2) {
                 Ok(()) => Steering::Previous,
@@ -197,6 +201,9 @@ impl SharedListener {
         let size = self.count();
         let mut state = self.lock();
         let socket = state.socket.as_ref().ok_or(ChannelError::Closed("SharedListener"))?;
+        if state.steering == Steering::Off {
+            return Ok(Steering::Off);
+        }
         let steering = match tcp::steer_to(socket, size - 1) {
             Ok(()) => Steering::ToSelf,
             Err(e) => Steering::Refused(e.to_string()),
@@ -323,8 +330,8 @@ mod tests {
     #[test]
     fn the_joiner_gets_nothing_until_it_steers_to_itself_then_everything() {
         let address: SocketAddr = "127.0.0.1:47530".parse().unwrap();
-        let (old, old_socket) = SharedListener::open(address, 64, "svc", quiet()).unwrap();
-        let (new, new_socket) = SharedListener::open(address, 64, "svc", quiet()).unwrap();
+        let (old, old_socket) = SharedListener::open(address, 64, "svc", true, quiet()).unwrap();
+        let (new, new_socket) = SharedListener::open(address, 64, "svc", true, quiet()).unwrap();
         assert_eq!(new.stats().steering, Steering::Previous);
         assert_eq!(new.stats().group_size, 2);
         assert_eq!(connect_and_count(47530, &[&old_socket, &new_socket], 20), vec![20, 0]);
@@ -348,7 +355,7 @@ mod tests {
             return;
         }
         let address: SocketAddr = "127.0.0.1:47531".parse().unwrap();
-        let (old, old_socket) = SharedListener::open(address, 64, "svc", quiet()).unwrap();
+        let (old, old_socket) = SharedListener::open(address, 64, "svc", true, quiet()).unwrap();
         let _kept: Vec<_> = (0..3)
             .map(|_| TcpStream::connect(("127.0.0.1", 47531)).unwrap())
             .collect();
@@ -364,17 +371,19 @@ mod tests {
     #[test]
     fn another_service_is_refused_the_port() {
         let address: SocketAddr = "127.0.0.1:47532".parse().unwrap();
-        let _first = SharedListener::open(address, 64, "api", quiet()).unwrap();
-        let refused = SharedListener::open(address, 64, "worker", quiet()).err().unwrap();
+        let _first = SharedListener::open(address, 64, "api", true, quiet()).unwrap();
+        let refused = SharedListener::open(address, 64, "worker", true, quiet())
+            .err()
+            .unwrap();
         assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
         assert!(refused.to_string().contains("\"api\""));
-        assert!(SharedListener::open(address, 64, "api", quiet()).is_ok());
+        assert!(SharedListener::open(address, 64, "api", true, quiet()).is_ok());
     }
 
     #[test]
     fn a_listener_that_does_not_share_the_port_is_address_in_use() {
         let plain = std::net::TcpListener::bind("127.0.0.1:47533").unwrap();
-        let refused = SharedListener::open("127.0.0.1:47533".parse().unwrap(), 64, "svc", quiet())
+        let refused = SharedListener::open("127.0.0.1:47533".parse().unwrap(), 64, "svc", true, quiet())
             .err()
             .unwrap();
         assert_eq!(refused.kind(), std::io::ErrorKind::AddrInUse);

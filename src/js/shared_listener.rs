@@ -20,7 +20,8 @@ pub struct SharedListenerStats {
     pub address: String,
     /// `'hash'` (no program of ours), `'previous'` (new connections go to
     /// the older instance), `'self'` (they come here), `'refused'` (the
-    /// kernel refused steering: both instances get new connections).
+    /// kernel refused steering: both instances get new connections), `'off'`
+    /// (`steering: false`: likewise).
     pub steering: String,
     /// Why steering was refused.
     pub steering_refused: Option<String>,
@@ -54,6 +55,7 @@ pub fn open_shared_listener(
     port: u32,
     backlog: i32,
     service: String,
+    steering: bool,
     context_id: String,
     log_level: Option<String>,
     #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
@@ -67,13 +69,14 @@ pub fn open_shared_listener(
         .map_err(thrown(&env))?;
     let level = log_level.as_deref().and_then(Level::parse).unwrap_or(Level::Info);
     let log = logger(level, &context_id, log_sink);
-    let (listener, for_node) = match SharedListener::open(SocketAddr::new(ip, port), backlog, &service, log.clone()) {
-        Ok(opened) => opened,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Ok(None),
-        Err(e) => {
-            return Err(Failure::Socket(format!("cannot listen on {host} port {port}: {e}")).throw(&env));
-        }
-    };
+    let (listener, for_node) =
+        match SharedListener::open(SocketAddr::new(ip, port), backlog, &service, steering, log.clone()) {
+            Ok(opened) => opened,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Ok(None),
+            Err(e) => {
+                return Err(Failure::Socket(format!("cannot listen on {host} port {port}: {e}")).throw(&env));
+            }
+        };
     let inner = Arc::new(listener);
     let registry = registry(&env)?;
     let key = registry.add(CloseHandle::new(&inner)).map_err(thrown(&env))?;
