@@ -124,12 +124,13 @@ function clients() {
   const outcomes = { keepAlive: {}, fresh: {} }
   const latencies = []
   let running = true
-  const errors = { first: null, last: null }
+  const errors = { first: null, last: null, at: [] }
   const tally = (kind, r) => {
     const key = r.error ? `error:${r.error}` : 'ok'
     if (r.error) {
       errors.first = errors.first || Date.now()
       errors.last = Date.now()
+      errors.at.push(Date.now())
     }
     outcomes[kind][key] = (outcomes[kind][key] || 0) + 1
     if (!r.error) latencies.push({ at: Date.now() - r.ms, ms: r.ms })
@@ -191,6 +192,14 @@ async function load(handovers, mode) {
     latencyP99DuringHandoverMs: p99(c.latencies.filter((l) => windows.some(([a, b]) => l.at >= a && l.at <= b))),
     latencyP99SteadyMs: p99(c.latencies.filter((l) => !windows.some(([a, b]) => l.at >= a && l.at <= b))),
     errorWindowMs: c.errors.first ? c.errors.last - c.errors.first : 0,
+    // Per handover: first to last failure within it; the largest.
+    gapMsMax: Math.max(
+      0,
+      ...windows.map(([a, b]) => {
+        const inside = c.errors.at.filter((t) => t >= a && t <= b)
+        return inside.length ? inside[inside.length - 1] - inside[0] : 0
+      }),
+    ),
   }
 }
 
