@@ -349,6 +349,31 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_steers_the_same() {
+        let address: SocketAddr = "[::1]:47534".parse().unwrap();
+        let (_old, old_socket) = match SharedListener::open(address, 64, "svc", true, quiet()) {
+            Ok(opened) => opened,
+            // No IPv6 (loopback) on this machine.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT)) => return,
+            Err(e) => panic!("{e}"),
+        };
+        let (new, new_socket) = SharedListener::open(address, 64, "svc", true, quiet()).unwrap();
+        assert_eq!(new.stats().group_size, 2);
+        let count = |n| {
+            let kept: Vec<_> = (0..n).map(|_| TcpStream::connect(address).unwrap()).collect();
+            let counts: Vec<usize> = [&old_socket, &new_socket]
+                .iter()
+                .map(|l| std::iter::from_fn(|| l.accept().ok()).count())
+                .collect();
+            drop(kept);
+            counts
+        };
+        assert_eq!(count(20), vec![20, 0]);
+        new.steer_to_self().unwrap();
+        assert_eq!(count(20), vec![0, 20]);
+    }
+
+    #[test]
     fn the_drain_waits_for_what_is_queued() {
         if tcp::migrate_requests() == Some(true) {
             // The drain ends at once there, by design.
