@@ -416,9 +416,11 @@ class SharedListener {
 
   _start() {
     if (this._attempt()) return
-    const { port, logSink, contextId } = this._options
+    const { port, logSink, contextId, peer } = this._options
     const line = `port ${port} is held by a listener that does not share it (an instance without listenShared, or another user): retrying every ${SHARED_RETRY_MS} ms until it closes`
-    if (logSink) logSink({ level: 'warning', message: line })
+    // The peer's logger, when there is one: the line reads like its others.
+    if (peer) peer._native.log('warning', line)
+    else if (logSink) logSink({ level: 'warning', message: line })
     else process.stdout.write(`[${contextId}] ${line}\n`)
     const started = Date.now()
     const retry = () => {
@@ -498,7 +500,7 @@ function listenShared(server, options = {}) {
   if (peer !== undefined && !(peer instanceof HandoverPeer)) throw argumentError(`options.peer must be a HandoverPeer; got ${describe(peer)}`)
   const contextId = peer ? contextIdOf(peer.context) : defaultContext().id
   const shared = new SharedListener(server, {
-    host, port, backlog, contextId, logLevel, drainTimeoutMs, logSink: logSinkFor(logger, contextId),
+    host, port, backlog, contextId, logLevel, drainTimeoutMs, peer, logSink: logSinkFor(logger, contextId),
     steering: steering !== false,
     // Only instances of one service share a port (the kernel keeps other users out).
     service: process.env.BALENA_SERVICE_NAME || '',
