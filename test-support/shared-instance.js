@@ -5,7 +5,8 @@
 // argv: port handoverPort version [plain]
 // 'plain' listens without sharing, as a service does before it migrates
 // (retrying EADDRINUSE); 'joined' shares but broadcasts only on SIGUSR2;
-// 'nosteer' shares without cBPF steering (as where the kernel refuses it).
+// 'nosteer' shares without cBPF steering (as where the kernel refuses it);
+// 'reuseport' is Node's own listen({ reusePort: true }) (Node 22.12+).
 // Prints READY <version> when serving, and HANDED <version> <json> at the end.
 
 const http = require('node:http')
@@ -70,6 +71,12 @@ if (mode === 'plain') {
   })
   server.once('listening', () => process.stdout.write(`READY ${version} ${JSON.stringify({ retriedMs: Date.now() - started })}\n`))
   listen()
+} else if (mode === 'reuseport') {
+  // Node's own reusePort (22.12+, 23.1+): shares the port, no steering, no drain.
+  server.listen({ port: Number(port), host: '127.0.0.1', reusePort: true }, () => {
+    peer.startBroadcasting()
+    process.stdout.write(`READY ${version} {}\n`)
+  })
 } else if (mode === 'joined') {
   // Joins the port's group but broadcasts only on SIGUSR2 (for measuring steering).
   shared = listenShared(server, { port: Number(port), host: '127.0.0.1', peer, logLevel: process.env.LOG_LEVEL || 'warning' })

@@ -12,9 +12,9 @@ const { SETUP } = require('../../test-support/isolated.js')
 
 const SCENARIO = path.join(__dirname, '..', '..', 'test-support', 'shared-scenario.js')
 
-function runScenario(args) {
+function runScenario(args, node = process.execPath) {
   return new Promise((resolve, reject) => {
-    const child = spawn('unshare', ['-n', 'sh', '-c', SETUP, process.execPath, SCENARIO, ...args], {
+    const child = spawn('unshare', ['-n', 'sh', '-c', SETUP, node, SCENARIO, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
@@ -72,7 +72,43 @@ async function hostnet(ctx) {
       'A service that lets EADDRINUSE crash it never announces, so its old instance only goes at the supervisor\'s timeout.',
     'Both services answer `Connection: close` once handing over and wait for their connections before `server.close()`.',
   ]
-  return { title, against: 'plain', rows, notes, raw: runs }
+  const sections = [{ title, against: 'plain', rows, notes, raw: runs }]
+  const newer = nodeWithReusePort()
+  if (newer) sections.push(await againstReusePort(ctx, handovers, newer))
+  else ctx.progress('hostnet: no Node 22.12+ in .cache/node (npm run node-matrix), so no reusePort comparison')
+  return sections
+}
+
+/** The newest Node in .cache/node that has listen({ reusePort }) (22.12+), or null. */
+function nodeWithReusePort() {
+  const { cachedVersions, compareVersions } = require('../../scripts/node-matrix.js')
+  const version = cachedVersions()
+    .filter((v) => compareVersions(v, '22.12.0') >= 0)
+    .sort(compareVersions)
+    .pop()
+  return version ? { version, binary: path.join(__dirname, '..', '..', '.cache', 'node', version, 'bin', 'node') } : null
+}
+
+/** The same handovers on a Node that has reusePort: listenShared against Node's own port sharing. */
+async function againstReusePort(ctx, handovers, newer) {
+  const title = `Host network on Node ${newer.version}: listenShared vs Node's own reusePort`
+  ctx.progress(`hostnet: ${handovers} handovers on Node ${newer.version}, listenShared then reusePort`)
+  const ours = await runScenario(['load', String(handovers), 'shared'], newer.binary)
+  const reuse = await runScenario(['load', String(handovers), 'reuseport'], newer.binary)
+  const row = (figure, unit, get, extra = {}) => ({ figure, unit, ours: get(ours), reusePort: get(reuse), ...extra })
+  const rows = [
+    row('requests sent (both clients)', '', (r) => r.requests, { compare: false }),
+    row('connections refused', '', (r) => failures(r, 'ECONNREFUSED'), { target: { below: 1 } }),
+    row('connections reset', '', (r) => failures(r, 'ECONNRESET'), { target: { below: 1 } }),
+    row('failed requests, all causes', '', (r) => failures(r, null), { target: { below: 1 } }),
+    row('handover: new instance started → old one exited, mean', 'ms', (r) => r.handoverMs.mean),
+    row('request latency p99 while a handover runs', 'ms', (r) => r.latencyP99DuringHandoverMs),
+  ]
+  const notes = [
+    "reusePort: `server.listen({ port, host, reusePort: true })`; the kernel's hash spreads new connections over both " +
+      'instances until the old one closes, and what is queued on its listener then is reset.',
+  ]
+  return { title, against: 'reusePort', rows, notes, raw: { ours, reusePort: reuse } }
 }
 
 module.exports = { hostnet }
