@@ -12,6 +12,20 @@
 //! (listeners on the same address, port and user). Where the kernel refuses
 //! the program, the group falls back to the kernel's hash (both instances
 //! get new connections until the older closes) and `steering` says why.
+//!
+//! The program outlives the instance that attached it: once the older one
+//! left, the younger is index 0 and `ret #1` points past the end, which the
+//! kernel treats as "no choice" (its hash, over one socket). The next
+//! instance to join re-steers to the previous newest before it serves. With
+//! more than two instances at once (one still draining when a third
+//! starts), the count still gives the newest its index, as long as no
+//! instance leaves between a join and its steering.
+//!
+//! The drain cannot tell the half-open connections of our listener from
+//! those of the younger one (`/proc/net/tcp` shows a request socket's port,
+//! not its listener), so it waits for all that existed when it began: at
+//! most a handshake's round trip, or the SYN-ACK retransmissions of a lost
+//! one (bounded by the caller's `drainTimeoutMs`).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

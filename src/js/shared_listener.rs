@@ -52,7 +52,7 @@ pub struct NativeSharedListener {
 pub fn open_shared_listener(
     env: Env,
     host: String,
-    port: u32,
+    port: i64,
     backlog: i32,
     service: String,
     steering: bool,
@@ -64,8 +64,11 @@ pub fn open_shared_listener(
         .parse()
         .map_err(|_| Failure::Value(format!("host must be an IP address; got {host:?}")))
         .map_err(thrown(&env))?;
+    // Port 0 would be a port of its own, shared with nobody.
     let port = u16::try_from(port)
-        .map_err(|_| Failure::Range(format!("port must be 0 to 65535; got {port}")))
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| Failure::Range(format!("port must be 1 to 65535; got {port}")))
         .map_err(thrown(&env))?;
     let level = log_level.as_deref().and_then(Level::parse).unwrap_or(Level::Info);
     let log = logger(level, &context_id, log_sink);
