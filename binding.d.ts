@@ -35,6 +35,20 @@ export declare class NativePeer {
   log(level: string, message: string): void
 }
 
+/** The native half of `SharedListener`; use `listenShared` from `index.js`. */
+export declare class NativeSharedListener {
+  /** The descriptor Node's server is to own (`server.listen({ fd })`). */
+  get fd(): number
+  get port(): number
+  /** Every new connection of the group now comes to this instance. */
+  steerToSelf(): string
+  /** One check of the drain (see `channel::shared_listener`). */
+  drainStep(): boolean
+  stats(): SharedListenerStats
+  close(): void
+  log(level: string, message: string): void
+}
+
 /** The native half of `HandoverStatus`; use the class exported by `index.js`. */
 export declare class NativeStatus {
   constructor(startedAtMs: number, serviceName: string, addresses: string[], contextId: string, options: HandoverOptions | undefined | null, environment: Record<string, string>, logSink?: ((record: LogRecord) => void) | undefined | null)
@@ -290,6 +304,12 @@ export interface MalformedPacketDescription {
   reason: string
 }
 
+/**
+ * Opens a shared listener; `null` when the port is taken by a listener
+ * that does not share it (the caller retries).
+ */
+export declare function openSharedListener(host: string, port: number, backlog: number, service: string, steering: boolean, contextId: string, logLevel?: string | undefined | null, logSink?: ((record: LogRecord) => void) | undefined | null): NativeSharedListener | null
+
 /** A decoded packet of either channel, for tools; `kind`, then `extended`, tell the shapes apart. */
 export type PacketDescription = PlainAnnouncementDescription | ExtendedAnnouncementDescription | StatusPacketDescription | MalformedPacketDescription
 
@@ -316,6 +336,29 @@ export declare function resolveChannelSettings(channel: 'handover' | 'status', g
  * and default: the one source of the defaults that help texts show.
  */
 export declare function settingDescriptions(): Array<HandoverSetting>
+
+/** What a shared listener's `stats()` gives. */
+export interface SharedListenerStats {
+  /** `host:port` it listens on. */
+  address: string
+  /**
+   * `'hash'` (no program of ours), `'previous'` (new connections go to
+   * the older instance), `'self'` (they come here), `'refused'` (the
+   * kernel refused steering: both instances get new connections), `'off'`
+   * (`steering: false`: likewise).
+   */
+  steering: string
+  /** Why steering was refused. */
+  steeringRefused?: string
+  /** Listeners in the port's group when last counted. */
+  groupSize: number
+  /** `net.ipv4.tcp_migrate_req` here; null where the kernel has none. */
+  migrateRequests?: boolean
+  draining: boolean
+  /** How long the drain took, once done. */
+  drainMs?: number
+  closed: boolean
+}
 
 /** The argument of `'shuttingDown'` listeners: a younger instance was heard. */
 export interface ShuttingDownEvent {

@@ -169,3 +169,54 @@ export declare function resolveChannelSettings(
 
 /** Every setting the configuration reads, with its environment variable and default. */
 export declare function settingDescriptions(): HandoverSetting[]
+
+/** What a shared listener's `stats()` gives (generated from the Rust docs). */
+export type { SharedListenerStats } from './binding'
+import type { SharedListenerStats } from './binding'
+
+export interface ListenSharedOptions {
+  /** TCP port both instances listen on. */
+  port: number
+  /** IP address to listen on; default `'0.0.0.0'` (`'::'` takes IPv4 too). */
+  host?: string
+  /** Default 511, as Node's. */
+  backlog?: number
+  /**
+   * This instance's peer: new connections come here at its
+   * `startBroadcasting()`, and when it hands over, this listener is
+   * drained before the shutdown callback runs.
+   */
+  peer?: HandoverPeer
+  /**
+   * `false`: no cBPF steering, only SO_REUSEPORT (the kernel's hash spreads
+   * new connections over both instances until the older one closes), as
+   * where the kernel refuses the program. Default true.
+   */
+  steering?: boolean
+  /** How long the drain may take at most; default 5000 ms. */
+  drainTimeoutMs?: number
+  logLevel?: string
+  logger?: HandoverOptions['logger']
+}
+
+/** A TCP port shared with the other instance of this service (Linux). */
+export declare class SharedListener {
+  /** Resolves once the server listens (after retries, on a first roll-out). */
+  readonly listening: Promise<SharedListener>
+  /** How long the bind was retried because a listener that does not share the port held it. */
+  readonly retriedMs: number
+  /** New connections of the group come here; `'self'`, `'refused'`, or `'pending'` before listening. */
+  steer(): string
+  /** Resolves once nothing is queued on this listener any more; then lets go of our copy of the socket. */
+  drain(): Promise<void>
+  /** Drains, then closes the server; resolves once it closed. */
+  close(): Promise<void>
+  stats(): SharedListenerStats | null
+}
+
+/**
+ * Listens `server` (a `net.Server` or `http.Server`) on a TCP port shared
+ * with the other instance of this service (`SO_REUSEPORT`, Linux; other
+ * systems throw `ERR_HANDOVER_SOCKET`). For `network_mode: host`.
+ */
+export declare function listenShared(server: import('node:net').Server, options: ListenSharedOptions): SharedListener

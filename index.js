@@ -282,6 +282,9 @@ class HandoverPeer extends Channel {
    * broadcasting peer keeps the process alive.
    */
   startBroadcasting() {
+    // Ready: a shared listener takes the port's new connections first, so
+    // that the older instance, which hears this, gets none after.
+    for (const shared of this._shared || []) shared.steer()
     call(() => this._native.startBroadcasting())
   }
 
@@ -299,6 +302,16 @@ class HandoverPeer extends Channel {
         }
       }
       try {
+        // What is queued on a shared listener is accepted before the
+        // callback closes the server (see listenShared).
+        for (const shared of this._shared || []) {
+          try {
+            await shared.drain()
+          } catch (error) {
+            // The callback runs all the same: it closes the server.
+            this._native.log('error', `draining the shared listener failed: ${errorText(error)}`)
+          }
+        }
         await shutdownCallback()
         return null
       } catch (error) {
@@ -360,6 +373,146 @@ class HandoverStatus extends Channel {
   }
 }
 
+/** How often a bind refused by a listener that does not share the port is retried. */
+const SHARED_RETRY_MS = 25
+
+/**
+ * A TCP port shared by both instances of a host-network service during the
+ * handover (Linux): see listenShared. The socket work is native
+ * (src/channel/shared_listener.rs); this only forwards.
+ */
+class SharedListener {
+  constructor(server, options) {
+    Object.defineProperty(this, '_server', { value: server })
+    Object.defineProperty(this, '_options', { value: options })
+    Object.defineProperty(this, '_native', { value: null, writable: true })
+    this._wantSteer = false
+    this._closed = false
+    this.retriedMs = 0
+    this.listening = new Promise((resolve, reject) => {
+      this._settle = { resolve, reject }
+    })
+    // A rejection nobody awaits is the server's 'error' too.
+    this.listening.catch(() => {})
+  }
+
+  /** One attempt; true when listening (or given up). */
+  _attempt() {
+    const { host, port, backlog, service, steering, contextId, logLevel, logSink } = this._options
+    if (this._closed) return true
+    const opened = call(() => native.openSharedListener(host, port, backlog, service, steering, contextId, logLevel, logSink))
+    if (!opened) return false
+    this._native = opened
+    if (this.retriedMs > 0) {
+      opened.log('notice', `port ${port} is free after ${this.retriedMs} ms of retries: listening, shared`)
+    }
+    this._server.once('close', () => this._release())
+    this._server.listen({ fd: opened.fd }, () => {
+      if (this._wantSteer) this.steer()
+      this._settle.resolve(this)
+    })
+    return true
+  }
+
+  _start() {
+    if (this._attempt()) return
+    const { port, logSink, contextId, peer } = this._options
+    const line = `port ${port} is held by a listener that does not share it (an instance without listenShared, or another user): retrying every ${SHARED_RETRY_MS} ms until it closes`
+    // The peer's logger, when there is one: the line reads like its others.
+    if (peer) peer._native.log('warning', line)
+    else if (logSink) logSink({ level: 'warning', message: line })
+    else process.stdout.write(`[${contextId}] ${line}\n`)
+    const started = Date.now()
+    const retry = () => {
+      try {
+        this.retriedMs = Date.now() - started
+        if (!this._attempt()) this._timer = setTimeout(retry, SHARED_RETRY_MS)
+      } catch (error) {
+        this._settle.reject(error)
+        this._server.emit('error', error)
+      }
+    }
+    this._timer = setTimeout(retry, SHARED_RETRY_MS)
+  }
+
+  /** The younger instance is ready: every new connection comes here (done by HandoverPeer.startBroadcasting). */
+  steer() {
+    if (this._native && this._server.listening) return this._native.steerToSelf()
+    this._wantSteer = true
+    return 'pending'
+  }
+
+  /**
+   * Resolves once nothing is left queued on this listener (new connections
+   * already go to the younger instance); the server keeps accepting
+   * meanwhile. Done by HandoverPeer before its shutdown callback runs.
+   * Then our copy of the socket is released: the server's close() closes it.
+   */
+  async drain() {
+    if (!this._native || this._closed) return
+    const deadline = Date.now() + (this._options.drainTimeoutMs ?? 5000)
+    while (!call(() => this._native.drainStep())) {
+      if (Date.now() > deadline) {
+        this._native.log('warning', 'drain timed out; closing anyway')
+        break
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+    this._release()
+  }
+
+  /** Drains, then closes the server; resolves when it closed. */
+  async close() {
+    await this.drain()
+    await new Promise((resolve) => {
+      if (!this._server.listening) return resolve()
+      this._server.close(() => resolve())
+    })
+    this._release()
+  }
+
+  _release() {
+    this._closed = true
+    clearTimeout(this._timer)
+    if (this._native) this._native.close()
+  }
+
+  stats() {
+    return this._native ? this._native.stats() : null
+  }
+}
+
+/**
+ * Listens `server` (a net.Server or http.Server) on `options.port`, shared
+ * with the other instance of this service (SO_REUSEPORT, Linux): for
+ * services in `network_mode: host`. With `options.peer` (this instance's
+ * HandoverPeer), new connections come here once `peer.startBroadcasting()`
+ * runs, and the older instance drains its listener before its shutdown
+ * callback. A port held by a listener that does not share it (the first
+ * roll-out) is retried until it closes. Returns the handle at once;
+ * `handle.listening` resolves when the server listens.
+ */
+function listenShared(server, options = {}) {
+  if (!server || typeof server.listen !== 'function') throw argumentError(`server must be a net.Server or http.Server; got ${describe(server)}`)
+  if (options === null || typeof options !== 'object') throw argumentError(`options must be an object; got ${describe(options)}`)
+  const { port, host = '0.0.0.0', backlog = 511, peer, logger, logLevel, drainTimeoutMs, steering = true } = options
+  if (!Number.isInteger(port)) throw argumentError(`options.port must be an integer; got ${describe(port)}`)
+  if (peer !== undefined && !(peer instanceof HandoverPeer)) throw argumentError(`options.peer must be a HandoverPeer; got ${describe(peer)}`)
+  const contextId = peer ? contextIdOf(peer.context) : defaultContext().id
+  const shared = new SharedListener(server, {
+    host, port, backlog, contextId, logLevel, drainTimeoutMs, peer, logSink: logSinkFor(logger, contextId),
+    steering: steering !== false,
+    // Only instances of one service share a port (the kernel keeps other users out).
+    service: process.env.BALENA_SERVICE_NAME || '',
+  })
+  if (peer) {
+    if (!peer._shared) Object.defineProperty(peer, '_shared', { value: [] })
+    peer._shared.push(shared)
+  }
+  shared._start()
+  return shared
+}
+
 /** Decodes one packet of the handover or the status channel (for tools). */
 function describePacket(buffer) {
   if (!(buffer instanceof Uint8Array)) throw argumentError(`packet must be a Buffer or Uint8Array; got ${describe(buffer)}`)
@@ -393,6 +546,8 @@ module.exports = {
   HandoverPeer,
   HandoverStatus,
   describePacket,
+  listenShared,
+  SharedListener,
   encodeStatusMessage,
   resolveChannelSettings,
   settingDescriptions,

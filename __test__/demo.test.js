@@ -83,3 +83,19 @@ test("the demo's router treats DOWN as terminal for an instance: a later UP from
     await router.close()
   }
 })
+
+test('the --host-network demo: both instances on one port (listenShared), no router, no failed request', async () => {
+  if (process.platform !== 'linux') return
+  const { code, stdout, stderr } = await new Promise((resolve) => {
+    execFile(process.execPath, [DEMO, '--host-network'], { timeout: 25000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? error.code : 0, stdout, stderr })
+    })
+  })
+  const context = `stdout:\n${stdout}\nstderr:\n${stderr}`
+  expect({ code, context }).toEqual({ code: 0, context })
+  expect(stdout).toMatch(/host network: both instances listen on http:\/\/127\.0\.0\.2:\d+\/ \(listenShared\)/)
+  expect(Number(summaryRow(stdout, 'requests served by v1'))).toBeGreaterThan(0)
+  expect(Number(summaryRow(stdout, 'requests served by v2'))).toBeGreaterThan(0)
+  expect(summaryRow(stdout, 'requests failed')).toBe('0')
+  expect(summaryRow(stdout, 'v1 stopped by')).toBe('supervisor, SIGTERM after its handover-complete file appeared')
+})

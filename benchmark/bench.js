@@ -20,8 +20,9 @@ const { latency } = require('./suites/latency.js')
 const { flood } = require('./suites/flood.js')
 const { idle } = require('./suites/idle.js')
 const { loss } = require('./suites/loss.js')
+const { hostnet } = require('./suites/hostnet.js')
 
-const SUITES = { footprint, require: requireSuite, latency, flood, idle, loss }
+const SUITES = { footprint, require: requireSuite, latency, flood, idle, loss, hostnet }
 const ORIGINAL_VERSION = require('handover-lib/package.json').version
 const NO_NAMESPACES =
   'No private network namespaces (they need root): ours ran pinned to loopback; the original, which always ' +

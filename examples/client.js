@@ -1,5 +1,5 @@
 'use strict'
-// Sends requests through the router without pause, a few at a time, and
+// Sends requests (through the router, or to the shared port) without pause, a few at a time, and
 // counts who answered: the handover must not fail a single one.
 
 const http = require('node:http')
@@ -18,7 +18,7 @@ class Client {
   start() {
     this.running = true
     this.loops = Array.from({ length: this.concurrency }, () => this.loop())
-    this.timeline.log('client', `sending requests through the router, ${this.concurrency} at a time`)
+    this.timeline.log('client', `sending requests to ${this.url}, ${this.concurrency} at a time`)
   }
 
   /** Stops sending and resolves once every request under way has its answer. Idempotent. */

@@ -8,6 +8,10 @@
 // writes v1's handover-complete file; the supervisor sees the file and kills
 // v1. The summary counts who served the requests and how many failed: none.
 //
+// With --host-network, both instances listen on one address and port, as
+// services in network_mode: host do (listenShared): no router, the client
+// connects to the port itself, and new connections go to v2 once it is ready.
+//
 // Everything stays on loopback (host mode on lo), on free ports and a
 // multicast group of the demo's own, so it runs without root beside other
 // handover traffic on the host and disturbs none of it.
@@ -37,6 +41,11 @@ const TIMING = {
   watchdogMs: 20000, // the demo gives up
 }
 const CONCURRENCY = 4
+const HOST_NETWORK = process.argv.includes('--host-network')
+if (HOST_NETWORK) {
+  // One address for both, as one network namespace gives them.
+  ADDRESSES.v2 = ADDRESSES.v1
+}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const randomGroup = () => `239.192.${100 + Math.floor(Math.random() * 100)}.${1 + Math.floor(Math.random() * 254)}`
@@ -71,7 +80,19 @@ async function runDemo(timeline, workdir) {
     const completePath = path.join(workdir, version, 'handover-complete')
     const { workMs, routerGraceMs } = TIMING
     const host = ADDRESSES[version]
-    return { version, host, port: servicePort, handoverPort, statusPort, group, completePath, warmupMs, workMs, routerGraceMs }
+    return {
+      version,
+      host,
+      port: servicePort,
+      handoverPort,
+      statusPort,
+      group,
+      completePath,
+      warmupMs,
+      workMs,
+      routerGraceMs,
+      hostNetwork: HOST_NETWORK,
+    }
   }
   timeline.log('demo', `handover ${group}:${handoverPort}, status ${group}:${statusPort} on lo; service port ${servicePort}`)
 
@@ -89,9 +110,9 @@ async function runDemo(timeline, workdir) {
       instance.exited.then(() => Promise.reject(new Error(`${instance.name} exited before it was ready`))),
     ])
 
-  const router = new Router({ service: SERVICE, servicePort, statusPort, group, timeline, nameOf })
-  const url = await router.start()
-  timeline.log('router', `listening on ${url}, following the status channel`)
+  const router = HOST_NETWORK ? null : new Router({ service: SERVICE, servicePort, statusPort, group, timeline, nameOf })
+  const url = router ? await router.start() : `http://${ADDRESSES.v1}:${servicePort}/`
+  timeline.log(router ? 'router' : 'demo', router ? `listening on ${url}, following the status channel` : `host network: both instances listen on ${url} (listenShared), no router`)
   const { handoverTimeoutMs, killGraceMs } = TIMING
   const supervisor = new Supervisor({ timeline, handoverTimeoutMs, killGraceMs })
   const client = new Client({ url, concurrency: CONCURRENCY, timeline })
@@ -99,7 +120,7 @@ async function runDemo(timeline, workdir) {
   try {
     const v1 = supervisor.start(configFor('v1', TIMING.v1WarmupMs), onEvent)
     await ready(v1)
-    while (router.backends.length === 0) await sleep(5) // the router heard v1's UP
+    while (router && router.backends.length === 0) await sleep(5) // the router heard v1's UP
     client.start()
     await sleep(TIMING.v1AloneMs)
 
@@ -117,7 +138,7 @@ async function runDemo(timeline, workdir) {
   } finally {
     await client.stop()
     supervisor.killAll()
-    await router.close()
+    if (router) await router.close()
   }
 }
 
@@ -127,7 +148,7 @@ function printSummary({ client, router, facts, v1, killedBy, handoverSeconds }) 
     ['requests served by v1', client.servedBy.v1 || 0],
     ['requests served by v2', client.servedBy.v2 || 0],
     ['requests failed', client.failed + (client.failures.length ? ` (${client.failures.join(', ')})` : '')],
-    ['retried at the router', router.retried],
+    ['retried at the router', router ? router.retried : 'no router (--host-network)'],
     [
       'v1 complete file',
       // What the supervisor saw: it may stop v1 before v1's own report of the

@@ -9,10 +9,10 @@
 // container engine restart it. Events go to the parent over IPC for the timeline.
 
 const http = require('node:http')
-const { HandoverPeer, HandoverStatus } = require('../index.js')
+const { HandoverPeer, HandoverStatus, listenShared } = require('../index.js')
 
 const config = JSON.parse(process.argv[2])
-const { version, host, port, warmupMs, workMs, routerGraceMs } = config
+const { version, host, port, warmupMs, workMs, routerGraceMs, hostNetwork } = config
 
 /** Loopback only: the demo must not send a packet off this machine. */
 const LOOPBACK = { networkMode: 'host', networkInterface: 'lo', address: config.group, logLevel: 'warning' }
@@ -34,8 +34,11 @@ const status = new HandoverStatus(startedAt, SERVICE, [host], { id: version }, {
 
 let served = 0
 let inFlight = 0
+let handingOver = false
 const server = http.createServer((request, response) => {
   inFlight += 1
+  // Handing over: no client is to reuse a connection we are about to close.
+  if (handingOver) response.setHeader('connection', 'close')
   response.on('close', () => (inFlight -= 1))
   // Some work, so that requests are in flight when the handover comes.
   setTimeout(() => {
@@ -48,11 +51,31 @@ const server = http.createServer((request, response) => {
 /** The shutdown callback: hand the traffic over without failing a request. */
 async function drain() {
   report('draining', { inFlight })
+  handingOver = true
+  if (hostNetwork) return drainShared()
   // Tell routers first, and give them time to stop sending us requests:
   // closing the listening socket at once would refuse requests already routed here.
   status.startBroadcastingServiceDown()
   await sleep(routerGraceMs)
   // Stop accepting; resolves once every in-flight request has been answered.
+  await new Promise((resolve) => server.close(resolve))
+  report('drained', { served })
+}
+
+/**
+ * --host-network: both instances listen on one port (listenShared). New
+ * connections already go to the younger one, and this listener was drained
+ * before the callback: answer what is in flight, let the clients' keep-alive
+ * connections end (each gets \`Connection: close\` on its next response),
+ * then close.
+ */
+async function drainShared() {
+  status.startBroadcastingServiceDown()
+  for (let waited = 0; waited < 2000; waited += 5) {
+    const open = await new Promise((resolve) => server.getConnections((error, n) => resolve(error ? 0 : n)))
+    if (open === 0) break
+    await sleep(5)
+  }
   await new Promise((resolve) => server.close(resolve))
   report('drained', { served })
 }
@@ -70,7 +93,12 @@ peer.startListening(drain)
 
 async function start() {
   await sleep(warmupMs) // loading, migrations, caches…
-  await new Promise((resolve) => server.listen(port, host, resolve))
+  if (hostNetwork) {
+    // One port for both instances; ours gets new connections at startBroadcasting().
+    await listenShared(server, { port, host, peer, logLevel: 'warning' }).listening
+  } else {
+    await new Promise((resolve) => server.listen(port, host, resolve))
+  }
   // Routers first, then the older instance: by the time it drains, we are routed to.
   status.startBroadcastingServiceUp()
   peer.startBroadcasting()

@@ -10,6 +10,9 @@
 //   hands over  two processes (test-support/pair.js): the old peer hears the
 //               new one, runs its callback once, writes its complete file
 //   ESM         named imports from an ES module (__test__/fixtures/esm-named.mjs)
+//   shares a port  listenShared: 20 of 20 new connections to the old
+//               instance, then 20 of 20 to the new one once it is ready
+//               (a private network namespace; root only)
 //   CLI         `handover --help`, `handover decode`, a usage error, and
 //               `handover watch` seeing a `handover announce`
 //
@@ -26,6 +29,7 @@
 // (the handover on BASE_PORT + i, the CLI on 23720 + 2i and the next one).
 
 const { execFile, execFileSync, spawn } = require('node:child_process')
+const { namespacesAvailable, SETUP } = require('../test-support/isolated.js')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -35,6 +39,7 @@ const CACHE = path.join(ROOT, '.cache', 'node')
 const BINARY = path.join(ROOT, 'handover.linux-x64-gnu.node')
 const FIXTURE_ESM = path.join(ROOT, '__test__', 'fixtures', 'esm-named.mjs')
 const PAIR = path.join(ROOT, 'test-support', 'pair.js')
+const SHARED_SCENARIO = path.join(ROOT, 'test-support', 'shared-scenario.js')
 const CLI = path.join(ROOT, 'cli', 'handover.js')
 const BASE_PORT = 23700
 const CLI_BASE_PORT = 23720
@@ -276,21 +281,41 @@ async function checkCli(node, { belowFloor, parser, port }) {
   return failures.length ? { ok: false, cell: 'FAIL', detail: failures.join('\n') } : { ok: true, cell: `ok${how}` }
 }
 
+/**
+ * listenShared: where 20 new connections go before and after the younger
+ * instance is ready (test-support/shared-scenario.js steer), in a private
+ * network namespace (root only; ports 47520-47523 there).
+ */
+async function checkShared(node) {
+  if (!namespacesAvailable()) return { ok: true, cell: 'skipped (needs root)' }
+  const result = await run('unshare', ['-n', 'sh', '-c', SETUP, node, SHARED_SCENARIO, 'steer'])
+  const line = result.stdout.split('\n').find((l) => l.startsWith('RESULT '))
+  const outcome = line ? JSON.parse(line.slice('RESULT '.length)) : null
+  const fine =
+    outcome &&
+    outcome.joined === 'previous' &&
+    JSON.stringify(outcome.beforeReady) === '{"v1":20}' &&
+    JSON.stringify(outcome.afterReady) === '{"v2":20}'
+  if (!fine) return { ok: false, cell: 'FAIL', detail: outcome ? JSON.stringify(outcome) : tail(result.stderr || result.stdout) }
+  return { ok: true, cell: 'ok (20/20 steered)' }
+}
+
 async function checkVersion(node, version, index, floor) {
   const belowFloor = floor !== null && compareVersions(version, floor) < 0
   const load = await checkLoad(node)
   const handover = await checkHandover(node, BASE_PORT + index)
   const esm = await checkEsm(node)
   const cli = await checkCli(node, { belowFloor, parser: load.parseArgs, port: CLI_BASE_PORT + 2 * index })
+  const shared = await checkShared(node)
   // Below the floor only the CLI's message counts.
-  const ok = belowFloor ? cli.ok : load.ok && handover.ok && esm.ok && cli.ok
-  return { version, belowFloor, napi: load.napi, load, handover, esm, cli, ok }
+  const ok = belowFloor ? cli.ok : load.ok && handover.ok && esm.ok && cli.ok && shared.ok
+  return { version, belowFloor, napi: load.napi, load, handover, esm, cli, shared, ok }
 }
 
 // ---- report ----
 
 function table(rows) {
-  const header = ['Node', 'N-API', 'loads', 'hands over', 'ESM', 'CLI']
+  const header = ['Node', 'N-API', 'loads', 'hands over', 'ESM', 'CLI', 'shares a port']
   // Below engines.node a failure is expected, except the CLI's: say 'no' there.
   const cell = (row, check) => (row.belowFloor && check !== 'cli' && !row[check].ok ? 'no' : row[check].cell)
   const cells = rows.map((r) => [
@@ -300,6 +325,7 @@ function table(rows) {
     cell(r, 'handover'),
     cell(r, 'esm'),
     cell(r, 'cli'),
+    cell(r, 'shared'),
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))
   const line = (values) => `| ${values.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`
@@ -345,7 +371,7 @@ async function main() {
 
   process.stdout.write(`\nengines.node: ${range || '(not set)'}\n\n${table(rows)}\n`)
   for (const row of rows) {
-    for (const check of ['load', 'handover', 'esm', 'cli']) {
+    for (const check of ['load', 'handover', 'esm', 'cli', 'shared']) {
       const detail = row[check].detail
       if (detail && (!row.belowFloor || check === 'cli')) process.stdout.write(`\nNode ${row.version}, ${check}:\n${detail}\n`)
     }
@@ -356,12 +382,17 @@ async function main() {
   return failed.length ? 1 : 0
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code
-  },
-  (error) => {
-    process.stderr.write(`node-matrix: ${error.message}\n`)
-    process.exitCode = 1
-  },
-)
+// Other scripts (the shared-listener load proof) reuse the downloads.
+module.exports = { resolveVersions, ensureNode, cachedVersions, compareVersions }
+
+if (require.main === module) {
+  main().then(
+    (code) => {
+      process.exitCode = code
+    },
+    (error) => {
+      process.stderr.write(`node-matrix: ${error.message}\n`)
+      process.exitCode = 1
+    },
+  )
+}

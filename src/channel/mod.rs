@@ -3,6 +3,8 @@
 //! - `status`: the UP/DOWN status channel;
 //! - `endpoint`: one UDP endpoint of a channel (sockets, send, bind, close);
 //! - `stats`: packet counters;
+//! - `shared_listener`: the TCP port both instances of a host-network
+//!   service listen on, steered to the younger and drained by the older;
 //! - `lifecycle`: closing from outside, and the objects a JS environment
 //!   still has open.
 //!
@@ -11,6 +13,7 @@
 pub mod endpoint;
 pub mod lifecycle;
 pub mod peer;
+pub mod shared_listener;
 pub mod stats;
 pub mod status;
 

@@ -1,6 +1,7 @@
 //! The I/O layer: the operating system and the host's event loop, each
 //! behind a small API the behaviour layer drives.
-//! - `net`: UDP sockets, interfaces, batched reads (one file per platform);
+//! - `net`: UDP sockets, interfaces, batched reads, and the shared TCP
+//!   listener of host-network services (one file per platform);
 //! - `uv`: socket readiness and timers on the JS thread's libuv loop;
 //! - `complete`: the handover-complete file;
 //! - `clock`: wall and boot clocks, random instance ids;

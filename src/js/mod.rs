@@ -2,6 +2,8 @@
 //! to the `channel` layer, and map errors (`errors`). Nothing else lives
 //! here: no schedule, no registry, no accounting.
 //! - `peer`: `NativePeer`, the native half of `HandoverPeer`;
+//! - `shared_listener`: `NativeSharedListener`, the native half of
+//!   `listenShared`'s handle;
 //! - `status`: `NativeStatus`, the native half of `HandoverStatus`;
 //! - `tools`: settings, descriptions and codecs for the CLI and tools;
 //! - `errors`: every error this addon throws.
@@ -20,6 +22,7 @@ mod arguments;
 mod errors;
 mod packet_description;
 mod peer;
+mod shared_listener;
 mod status;
 mod tools;
 

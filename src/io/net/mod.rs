@@ -32,6 +32,10 @@
 //! - `reactor`, how a socket waits for readiness in tokio: `unix.rs` (an
 //!   `AsyncFd` over the descriptor) or `windows.rs` (tokio's own socket,
 //!   read through a borrowed std view).
+//! - `tcp`, the shared TCP listener of host-network services
+//!   (`SO_REUSEPORT`, cBPF steering, accept-queue and `/proc/net/tcp`
+//!   reads): `tcp_linux.rs`, or `tcp_other.rs` which refuses; `tcp_table`
+//!   parses `/proc/net/tcp{,6}`.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -51,6 +55,15 @@ mod sys;
 
 #[cfg(any(not(target_os = "linux"), test))]
 mod recvfrom;
+
+/// The shared TCP listener's socket calls (host-network handover).
+#[cfg(target_os = "linux")]
+#[path = "tcp_linux.rs"]
+pub mod tcp;
+#[cfg(not(target_os = "linux"))]
+#[path = "tcp_other.rs"]
+pub mod tcp;
+mod tcp_table;
 
 #[cfg(unix)]
 #[path = "unix.rs"]
