@@ -15,14 +15,15 @@
 //! - the handover, on the addon's runtime: await the shutdown callback (with
 //!   an optional deadline), write the complete file, report.
 //!
-//! The addon drives the listener on the JS thread (`uv`), so the callback
-//! is called with no thread in between; the Rust tests drive it from a
-//! tokio task. The driver owns the listener and stops it: on `close()`, or
-//! once the report is out.
+//! Two drivers run the listener: the JS thread's loop (`listen_on_loop`,
+//! a libuv poll), so the callback is called with no thread in between; and
+//! a task on the runtime (`listen_on_runtime`), for hosts whose loop cannot
+//! watch a socket (Bun) and for the Rust tests. The driver owns the
+//! listener and stops it: on `close()`, or once the report is out.
 //!
-//! What keeps the JS process alive is owned by what needs it: the driver
-//! while listening, and the `Phase` (the callback's keep-alive) while the
-//! handover runs. A handover under way finishes even after `close()`, so a
+//! What keeps the JS process alive is whoever holds the `Events`: the
+//! listener while it listens, and the handover task until the report is
+//! out. `close()` touches neither, so a handover under way finishes, and a
 //! shutdown callback may call `close()` itself. The socket plumbing shared
 //! with the status channel is in `endpoint`.
 
