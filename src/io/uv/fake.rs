@@ -78,13 +78,17 @@ unsafe fn scribble(handle: *mut Handle, size: usize) {
     }
 }
 
-unsafe extern "C" fn poll_init_socket(_loop: *mut uv_loop_s, handle: *mut Handle, _socket: RawSocket) -> c_int {
-    // SAFETY: `uv` gives init memory of `handle_size(UV_POLL)` bytes.
-    unsafe { scribble(handle, POLL_SIZE) };
+/// What libuv's init of a handle does: writes its memory and registers it.
+///
+/// # Safety
+/// `handle` points at `size` bytes the caller gave for this handle.
+unsafe fn init(handle: *mut Handle, kind: Kind, size: usize) {
+    // SAFETY: as the caller promises.
+    unsafe { scribble(handle, size) };
     with_loop(|l| {
         l.handles.push(FakeHandle {
             handle,
-            kind: Kind::Poll,
+            kind,
             active: false,
             closing: false,
             poll_callback: None,
@@ -93,6 +97,11 @@ unsafe extern "C" fn poll_init_socket(_loop: *mut uv_loop_s, handle: *mut Handle
             due_ms: 0,
         })
     });
+}
+
+unsafe extern "C" fn poll_init_socket(_loop: *mut uv_loop_s, handle: *mut Handle, _socket: RawSocket) -> c_int {
+    // SAFETY: `uv` gives init memory of `handle_size(UV_POLL)` bytes.
+    unsafe { init(handle, Kind::Poll, POLL_SIZE) };
     0
 }
 
@@ -101,19 +110,7 @@ unsafe extern "C" fn timer_init(_loop: *mut uv_loop_s, handle: *mut Handle) -> c
         return code;
     }
     // SAFETY: `uv` gives init memory of `handle_size(UV_TIMER)` bytes.
-    unsafe { scribble(handle, TIMER_SIZE) };
-    with_loop(|l| {
-        l.handles.push(FakeHandle {
-            handle,
-            kind: Kind::Timer,
-            active: false,
-            closing: false,
-            poll_callback: None,
-            timer_callback: None,
-            timeout_ms: 0,
-            due_ms: 0,
-        })
-    });
+    unsafe { init(handle, Kind::Timer, TIMER_SIZE) };
     0
 }
 
