@@ -98,6 +98,7 @@ struct Open {
 
 /// What the registry gave back, to be dropped after it let go.
 #[must_use = "dropping it stops what it holds; do so once the call returned"]
+#[derive(Default)]
 pub struct Released(#[allow(dead_code)] Vec<LoopHandle>);
 
 impl Registry {

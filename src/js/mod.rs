@@ -13,7 +13,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status, Unknown};
 use napi_derive::napi;
 
-use crate::channel::lifecycle::{HostLoop, Registry};
+use crate::channel::lifecycle::{CloseHandle, HostLoop, Registry, Released, Slot};
 use crate::channel::stats::Snapshot;
 use crate::io::log::{bounded_sink, Level, Logger};
 use crate::io::uv;
@@ -123,27 +123,50 @@ fn registry(env: &Env) -> Result<Registry> {
     Ok(registry)
 }
 
-/// Forgets a closed object; what it ran on the loop stops once dropped,
-/// after the registry let go.
-fn unregister(env: &Env, registry: &Registry, key: u64) -> Result<()> {
-    let released = registry.remove(key).map_err(errors::thrown(env))?;
-    drop(released);
-    Ok(())
+/// An object's entry in its environment's registry, from construction
+/// until `close()`: what closes it with the environment, and what owns the
+/// handles it runs on this thread's loop.
+#[derive(Clone)]
+struct Registration {
+    registry: Registry,
+    key: u64,
 }
 
-/// Where an object's handles run: this thread's loop, with Node's libuv.
-fn host_loop<'a>(env: &Env, registry: &'a Registry, key: u64) -> std::result::Result<HostLoop<'a>, Failure> {
-    let api = uv::node_api().map_err(|e| Failure::Socket(e.to_string()))?;
-    let event_loop = env
-        .get_uv_event_loop()
-        .map_err(|e| Failure::Socket(format!("this JS runtime has no event loop to run on: {e}")))?;
-    Ok(HostLoop {
-        api,
-        event_loop,
-        registry,
-        key,
-        now: std::time::Instant::now,
-    })
+impl Registration {
+    fn new(env: &Env, handle: CloseHandle) -> Result<Self> {
+        let registry = registry(env)?;
+        let key = registry.add(handle).map_err(errors::thrown(env))?;
+        Ok(Registration { registry, key })
+    }
+
+    /// Where the object's handles run: this thread's loop, with Node's libuv.
+    fn host_loop(&self, env: &Env) -> Result<HostLoop<'_>> {
+        let api = uv::node_api().map_err(|e| Failure::Socket(e.to_string()).throw(env))?;
+        let event_loop = env
+            .get_uv_event_loop()
+            .map_err(|e| Failure::Socket(format!("this JS runtime has no event loop to run on: {e}")).throw(env))?;
+        Ok(HostLoop {
+            api,
+            event_loop,
+            registry: &self.registry,
+            key: self.key,
+            now: std::time::Instant::now,
+        })
+    }
+
+    /// Takes what one of the object's slots holds, to be dropped.
+    fn take(&self, slot: Slot) -> Released {
+        // Only a re-entrant call fails here, and there is nothing to take then.
+        self.registry.take(self.key, slot).unwrap_or_default()
+    }
+
+    /// Forgets a closed object; what it ran on the loop stops once dropped,
+    /// after the registry let go.
+    fn release(&self, env: &Env) -> Result<()> {
+        let released = self.registry.remove(self.key).map_err(errors::thrown(env))?;
+        drop(released);
+        Ok(())
+    }
 }
 
 /// Whether the host's event loop can watch a socket for us. Bun exports

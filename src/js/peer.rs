@@ -12,8 +12,8 @@ use napi_derive::napi;
 
 use super::arguments;
 use super::errors::{check, started_at, thrown};
-use super::{host_loop, host_loop_watches_sockets, log_at, logger, registry, unregister, HandoverStats, LogFunction};
-use crate::channel::lifecycle::{Registry, Slot};
+use super::{host_loop_watches_sockets, log_at, logger, registry, HandoverStats, LogFunction, Registration};
+use crate::channel::lifecycle::Slot;
 use crate::channel::peer::{
     CallbackCalled, CallbackFailure, CallbackSettled, Events, HandoverReport, Peer, ShuttingDown,
 };
@@ -83,22 +83,20 @@ impl Events for JsReports {
 struct JsShutdown {
     env: sys::napi_env,
     /// Where the peer's schedule is, to stop it once the callback runs.
-    registry: Registry,
-    key: u64,
+    registration: Registration,
     function: FunctionRef<(), Promise<Option<String>>>,
     context: sys::napi_async_context,
 }
 
 impl JsShutdown {
-    fn new(env: &Env, function: CallbackFunction<'_>, registry: Registry, key: u64) -> Result<Self> {
+    fn new(env: &Env, function: CallbackFunction<'_>, registration: Registration) -> Result<Self> {
         let name = env.create_string("HandoverPeer")?;
         let mut context = std::ptr::null_mut();
         // SAFETY: called on the JS thread during a napi call, with live values.
         check(unsafe { sys::napi_async_init(env.raw(), std::ptr::null_mut(), name.raw(), &mut context) })?;
         Ok(JsShutdown {
             env: env.raw(),
-            registry,
-            key,
+            registration,
             function: function.create_ref()?,
             context,
         })
@@ -107,7 +105,7 @@ impl JsShutdown {
     fn call(self) -> CallbackCalled {
         let returned = self.call_in_scope();
         // Announcing has stopped (the peer is handing over): let the schedule go now.
-        drop(self.registry.take(self.key, Slot::Announcements));
+        drop(self.registration.take(Slot::Announcements));
         CallbackCalled {
             // The wrapper (index.js) never throws: a call that fails is JS
             // that cannot run any more, an environment that is ending.
@@ -188,9 +186,7 @@ impl Drop for JsShutdown {
 #[napi]
 pub struct NativePeer {
     peer: Peer,
-    /// Its environment's registry, and its key there until closed.
-    registry: Registry,
-    key: u64,
+    registration: Registration,
     log: Logger,
     port: u16,
     address: String,
@@ -213,12 +209,10 @@ impl NativePeer {
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
         let peer = Peer::new(started_at_ms, config, log.clone());
-        let registry = registry(&node)?;
-        let key = registry.add(peer.close_handle()).map_err(thrown(&node))?;
+        let registration = Registration::new(&node, peer.close_handle())?;
         Ok(NativePeer {
             peer,
-            registry,
-            key,
+            registration,
             log,
             port,
             address,
@@ -262,7 +256,7 @@ impl NativePeer {
     /// from a timer on this thread's loop, until closed or handing over.
     #[napi]
     pub fn start_broadcasting(&self, env: Env) -> Result<()> {
-        let host = host_loop(&env, &self.registry, self.key).map_err(thrown(&env))?;
+        let host = self.registration.host_loop(&env)?;
         self.peer.broadcast_on(&host).map_err(thrown(&env))
     }
 
@@ -278,7 +272,7 @@ impl NativePeer {
     ) -> Result<()> {
         let events = Arc::new(JsReports {
             report: on_handover,
-            key: self.key,
+            key: self.registration.key,
         });
         if !host_loop_watches_sockets(&env)? {
             let remote = remote_shutdown(callback.build_threadsafe_function().build()?);
@@ -287,8 +281,8 @@ impl NativePeer {
                 .listen_on_runtime(Box::new(remote), events)
                 .map_err(thrown(&env));
         }
-        let host = host_loop(&env, &self.registry, self.key).map_err(thrown(&env))?;
-        let shutdown = JsShutdown::new(&env, callback, self.registry.clone(), self.key)?;
+        let host = self.registration.host_loop(&env)?;
+        let shutdown = JsShutdown::new(&env, callback, self.registration.clone())?;
         self.peer
             .listen_on_loop(&host, move |_: ShuttingDown| shutdown.call(), events)
             .map_err(thrown(&env))
@@ -309,7 +303,7 @@ impl NativePeer {
     #[napi]
     pub fn close(&self, env: Env) -> Result<()> {
         self.peer.close();
-        unregister(&env, &self.registry, self.key)
+        self.registration.release(&env)
     }
 
     /// Writes a log line with this peer's context and level filter.

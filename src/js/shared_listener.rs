@@ -8,8 +8,8 @@ use napi::{Env, Result};
 use napi_derive::napi;
 
 use super::errors::{thrown, Failure};
-use super::{log_at, logger, registry, LogFunction};
-use crate::channel::lifecycle::{Closable, CloseHandle, Registry};
+use super::{log_at, logger, LogFunction, Registration};
+use crate::channel::lifecycle::{Closable, CloseHandle};
 use crate::channel::shared_listener::{SharedListener, Steering};
 use crate::io::log::{Level, Logger};
 
@@ -39,8 +39,7 @@ pub struct SharedListenerStats {
 #[napi]
 pub struct NativeSharedListener {
     inner: Arc<SharedListener>,
-    registry: Registry,
-    key: u64,
+    registration: Registration,
     log: Logger,
     fd: i64,
 }
@@ -81,8 +80,7 @@ pub fn open_shared_listener(
             }
         };
     let inner = Arc::new(listener);
-    let registry = registry(&env)?;
-    let key = registry.add(CloseHandle::new(&inner)).map_err(thrown(&env))?;
+    let registration = Registration::new(&env, CloseHandle::new(&inner))?;
     #[cfg(unix)]
     let fd = {
         use std::os::fd::IntoRawFd;
@@ -95,8 +93,7 @@ pub fn open_shared_listener(
     };
     Ok(Some(NativeSharedListener {
         inner,
-        registry,
-        key,
+        registration,
         log,
         fd,
     }))
@@ -149,8 +146,7 @@ impl NativeSharedListener {
     #[napi]
     pub fn close(&self, env: Env) -> Result<()> {
         self.inner.close();
-        drop(self.registry.remove(self.key).map_err(thrown(&env))?);
-        Ok(())
+        self.registration.release(&env)
     }
 
     #[napi]

@@ -12,8 +12,7 @@ use napi_derive::napi;
 
 use super::arguments;
 use super::errors::{started_at, thrown};
-use super::{host_loop, log_at, logger, registry, unregister, HandoverStats, LogFunction};
-use crate::channel::lifecycle::Registry;
+use super::{log_at, logger, HandoverStats, LogFunction, Registration};
 use crate::channel::status::{Announce, StatusChannel, StatusSink};
 use crate::config::{self, StatusConfig};
 use crate::io::log::Logger;
@@ -58,9 +57,7 @@ impl StatusSink for JsStatusSink {
 #[napi]
 pub struct NativeStatus {
     channel: StatusChannel,
-    /// Its environment's registry, and its key there until closed.
-    registry: Registry,
-    key: u64,
+    registration: Registration,
     log: Logger,
     port: u16,
     address: String,
@@ -89,12 +86,10 @@ impl NativeStatus {
         let log = logger(config.log_level, &context_id, log_sink);
         let (port, address) = (config.channel.port, config.channel.target.to_string());
         let channel = StatusChannel::new(identity, config, log.clone());
-        let registry = registry(&node)?;
-        let key = registry.add(channel.close_handle()).map_err(thrown(&node))?;
+        let registration = Registration::new(&node, channel.close_handle())?;
         Ok(NativeStatus {
             channel,
-            registry,
-            key,
+            registration,
             log,
             port,
             address,
@@ -142,7 +137,7 @@ impl NativeStatus {
     #[napi]
     pub fn close(&self, env: Env) -> Result<()> {
         self.channel.close();
-        unregister(&env, &self.registry, self.key)
+        self.registration.release(&env)
     }
 
     #[napi]
@@ -153,7 +148,7 @@ impl NativeStatus {
 
 impl NativeStatus {
     fn start(&self, env: &Env, what: Announce) -> Result<()> {
-        let host = host_loop(env, &self.registry, self.key).map_err(thrown(env))?;
+        let host = self.registration.host_loop(env)?;
         self.channel.start_on(&host, what).map_err(thrown(env))
     }
 }
