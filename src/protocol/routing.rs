@@ -7,6 +7,10 @@
 //!   router's subnets (an instance with none is never routed).
 //! - DOWN is terminal: the instance drains (no new requests) and a later UP
 //!   from it changes nothing. handover-lib keeps sending UP while it drains.
+//! - Except for the last ready server: its drain is held (it stays ready,
+//!   and DRAINED is not said) until another instance is ready, so that a
+//!   router that missed the new instance's first UP never empties the
+//!   proxy. The instance still serves while it waits for DRAINED.
 //! - An instance is keyed by its timestamp (its `startedAt`); a new
 //!   instance on a reused address replaces the old one.
 //! - Silence: a routable instance silent for three UP periods is gone; a
@@ -132,6 +136,8 @@ pub enum Heard {
     Routable { timestamp_ms: i64, address: Ipv4Addr },
     /// Its first DOWN. `routed`: it was in the table, and is now draining there.
     Draining { timestamp_ms: i64, routed: bool },
+    /// Its first DOWN, as the only ready server: held ready until another is.
+    Held { timestamp_ms: i64 },
 }
 
 /// An instance that left the table.
@@ -145,6 +151,8 @@ pub struct Gone {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Life {
     Routable,
+    /// Said DOWN while the only ready server: ready until another is.
+    Held,
     /// Draining since the table of this generation.
     Draining { since: u64 },
 }
@@ -201,8 +209,19 @@ impl Router {
             .find(|a| self.rules.subnets.iter().any(|s| s.contains(*a)));
         if let Some(known) = self.instances.get_mut(&timestamp_ms) {
             known.last_heard_ms = now_ms;
+            let others_ready = |instances: &BTreeMap<i64, Instance>| {
+                instances
+                    .iter()
+                    .any(|(t, i)| *t != timestamp_ms && i.life == Life::Routable && i.address.is_some())
+            };
+            if down && known.life == Life::Routable && known.address.is_some() && !others_ready(&self.instances) {
+                let known = self.instances.get_mut(&timestamp_ms).expect("looked up above");
+                known.life = Life::Held;
+                return Heard::Held { timestamp_ms };
+            }
+            let known = self.instances.get_mut(&timestamp_ms).expect("looked up above");
             return match (known.life, down) {
-                (Life::Draining { .. }, _) => Heard::Nothing,
+                (Life::Draining { .. } | Life::Held, _) => Heard::Nothing,
                 (Life::Routable, true) => {
                     let routed = known.address.is_some();
                     known.life = Life::Draining {
@@ -219,6 +238,7 @@ impl Router {
                         known.address = Some(address);
                         self.generation += 1;
                         self.release_address(address, timestamp_ms);
+                        self.release_held();
                         Heard::Routable { timestamp_ms, address }
                     }
                     None => Heard::Ignored(Ignored::OutsideSubnets(message.addresses.clone())),
@@ -254,7 +274,17 @@ impl Router {
         );
         self.generation += 1;
         self.release_address(address, timestamp_ms);
+        self.release_held();
         Heard::Routable { timestamp_ms, address }
+    }
+
+    /// Another instance is ready: held drains go ahead, in the same table.
+    fn release_held(&mut self) {
+        for instance in self.instances.values_mut() {
+            if instance.life == Life::Held {
+                instance.life = Life::Draining { since: self.generation };
+            }
+        }
     }
 
     /// A new instance took `address`: an older one there is dead, and must
@@ -263,7 +293,7 @@ impl Router {
         for (timestamp, instance) in self.instances.iter_mut() {
             if *timestamp != owner && instance.address == Some(address) {
                 instance.address = None;
-                if instance.life == Life::Routable {
+                if matches!(instance.life, Life::Routable | Life::Held) {
                     instance.life = Life::Draining { since: 0 };
                 }
             }
@@ -278,7 +308,7 @@ impl Router {
             let silent = now_ms - instance.last_heard_ms;
             let limit = match instance.life {
                 Life::Routable => routable_silence,
-                Life::Draining { .. } => DRAINING_SILENCE_MS.min(routable_silence),
+                Life::Draining { .. } | Life::Held => DRAINING_SILENCE_MS.min(routable_silence),
             };
             if silent < limit {
                 return true;
@@ -288,7 +318,7 @@ impl Router {
                     timestamp_ms: *timestamp,
                     address,
                     was: match instance.life {
-                        Life::Routable => ServerState::Ready,
+                        Life::Routable | Life::Held => ServerState::Ready,
                         Life::Draining { .. } => ServerState::Drain,
                     },
                 });
@@ -319,7 +349,7 @@ impl Router {
                     timestamp_ms: *timestamp,
                     address: instance.address?,
                     state: match instance.life {
-                        Life::Routable => ServerState::Ready,
+                        Life::Routable | Life::Held => ServerState::Ready,
                         Life::Draining { .. } => ServerState::Drain,
                     },
                 })
@@ -342,15 +372,20 @@ impl Router {
     }
 
     /// Whether the router may tell this instance that it gets no new
-    /// requests: it is draining, and either was never routed or a proxy
-    /// confirmed a table that drains it.
+    /// requests: it is draining, and a proxy confirmed a table that drains
+    /// it. An instance never routed here needs a first confirmed table too:
+    /// until then the proxy may still hold servers from before the router
+    /// started.
     pub fn drained(&self, timestamp_ms: i64) -> bool {
+        let Some(applied) = self.applied else {
+            return false;
+        };
         match self.instances.get(&timestamp_ms) {
             Some(Instance {
                 life: Life::Draining { since },
                 address,
                 ..
-            }) => address.is_none() || self.applied.is_some_and(|a| a >= *since),
+            }) => address.is_none() || applied >= *since,
             Some(_) => false,
             None => true,
         }
@@ -442,10 +477,29 @@ mod tests {
     }
 
     #[test]
+    fn the_last_ready_server_is_held_until_another_is_ready() {
+        let mut r = Router::new(rules());
+        r.hear(&message(1, "10.77.0.2", "UP"), 0);
+        r.applied(r.generation());
+        assert_eq!(r.hear(&message(1, "10.77.0.2", "DOWN"), 5), Heard::Held { timestamp_ms: 1 });
+        assert_eq!(r.table().servers[0].state, ServerState::Ready);
+        assert!(!r.drained(1));
+        assert_eq!(r.hear(&message(1, "10.77.0.2", "DOWN"), 105), Heard::Nothing);
+        // The new instance's UP arrives: both change in one table.
+        r.hear(&message(2, "10.77.0.3", "UP"), 150);
+        let states: Vec<_> = r.table().servers.iter().map(|s| (s.timestamp_ms, s.state)).collect();
+        assert_eq!(states, vec![(2, ServerState::Ready), (1, ServerState::Drain)]);
+        assert!(!r.drained(1));
+        r.applied(r.generation());
+        assert!(r.drained(1));
+    }
+
+    #[test]
     fn drained_only_once_a_proxy_confirmed_the_drain() {
         let mut r = Router::new(rules());
         r.hear(&message(1, "10.77.0.2", "UP"), 0);
-        r.applied(1);
+        r.hear(&message(5, "10.77.0.5", "UP"), 0);
+        r.applied(r.generation());
         assert!(!r.drained(1));
         r.hear(&message(1, "10.77.0.2", "DOWN"), 5);
         assert!(!r.drained(1), "the proxy has not applied the drain yet");
@@ -457,6 +511,15 @@ mod tests {
         r.hear(&message(9, "10.77.0.9", "DOWN"), 6);
         assert!(r.drained(9));
         assert!(r.drained(12345), "an instance never heard is not routed");
+    }
+
+    #[test]
+    fn nothing_is_drained_before_a_first_confirmed_table() {
+        let mut r = Router::new(rules());
+        r.hear(&message(9, "10.77.0.9", "DOWN"), 0);
+        assert!(!r.drained(9), "the proxy may still route to it from before");
+        r.applied(r.generation());
+        assert!(r.drained(9));
     }
 
     #[test]
