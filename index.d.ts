@@ -149,7 +149,7 @@ import type { PacketDescription } from './binding'
 export declare function describePacket(packet: Buffer | Uint8Array): PacketDescription
 
 /** Encodes a 120-byte status message (v2); throws on values that do not fit. */
-export declare function encodeStatusMessage(timestampMs: number, serviceName: string, addresses: string[], status: string): Buffer
+export declare function encodeStatusMessage(timestampMs: number | Date, serviceName: string, addresses: string[], status: string): Buffer
 
 /** What one channel's settings resolve to, and where each came from (generated from the Rust docs). */
 export type { ChannelSettingsText, ChannelSettings, ChannelSettingOrigins, HandoverSetting } from './binding'

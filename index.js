@@ -550,7 +550,8 @@ function describePacket(buffer) {
 
 /** Encodes a 120-byte status message (v2); throws TypeError/RangeError on values that do not fit. */
 function encodeStatusMessage(timestamp, serviceName, addresses, status) {
-  return call(() => native.encodeStatusMessage(timestamp, serviceName, addresses, status))
+  const timestampMs = timeValue(timestamp, 'timestamp')
+  return call(() => native.encodeStatusMessage(timestampMs, serviceName, addresses, status))
 }
 
 // One shorthand object literal, so that Node's detector of CommonJS exports
