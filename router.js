@@ -97,8 +97,9 @@ module.exports = function routerClass({ native, call, environment, logSinkFor, a
         this._apply(event.table)
         return
       }
-      this._native.log(event.kind === 'unreachable' ? 'warning' : 'info', event.line)
-      this.emit('change', event.line, event)
+      // Told once: to the 'change' listeners, or else to the log.
+      if (this.listenerCount('change') > 0) this.emit('change', event.line, event)
+      else this._native.log(event.kind === 'unreachable' ? 'warning' : 'info', event.line)
     }
 
     async _apply(table) {

@@ -217,7 +217,7 @@ impl Closable for Core {
 
 /// Retries of a failed apply wait this long, doubling up to `RETRY_MAX`.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
-const RETRY_MAX: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 /// Silent instances are looked for this often.
 const EXPIRY_TICK: Duration = Duration::from_millis(250);
 
