@@ -5,6 +5,8 @@
 // for, on a broken copy. No network: this suite opens no socket.
 
 const fs = require('node:fs')
+const { parseArgs } = require('../cli/args')
+const routeCommand = require('../cli/commands/route')
 const path = require('node:path')
 
 const DIR = path.join(__dirname, '..', 'examples', 'balena')
@@ -215,6 +217,13 @@ function problems({ compose: composeText, haproxy: haproxyText, api: apiText }) 
   const flags = flagsOf(argv)
   const flag = (name) => (flags[name] ? flags[name][flags[name].length - 1] : undefined)
 
+  // The command is one the CLI takes: parsed with route's own flags.
+  try {
+    parseArgs({ args: argv.slice(argv.indexOf('route') + 1), options: routeCommand.options, allowPositionals: true, strict: true })
+  } catch (error) {
+    found.push(`${proxyName}: handover route refuses this command line: ${error.message}`)
+  }
+
   // --service names the hand-over service.
   if (flag('service') !== apiName) found.push(`${proxyName}: --service is ${flag('service')}, the hand-over service is ${apiName}`)
 
@@ -266,7 +275,7 @@ function problems({ compose: composeText, haproxy: haproxyText, api: apiText }) 
   }
 
   // The api serves on the port the router routes to.
-  if (apiEnv.PORT !== flag('port')) found.push(`${proxyName}: --port is ${flag('port')}, ${apiName} serves on PORT ${apiEnv.PORT}`)
+  if (apiEnv.PORT !== flag('service-port')) found.push(`${proxyName}: --service-port is ${flag('service-port')}, ${apiName} serves on PORT ${apiEnv.PORT}`)
   if (!(api.expose || []).map(String).includes(String(apiEnv.PORT))) found.push(`${apiName}: PORT ${apiEnv.PORT} is not in expose`)
   if (!/process\.env\.PORT/.test(apiText)) found.push('api/index.js does not listen on process.env.PORT')
 
@@ -346,11 +355,12 @@ const BREAKAGES = [
   ['the proxy on another network', 'compose', /(proxy:[\s\S]*?networks:\n\s*- )app/, '$1default', /share no network/],
   ['the api on another network', 'compose', /(api:[\s\S]*?networks:\n\s*- )app/, '$1default', /share no network/],
   ['--subnet outside the network', 'compose', '      - 10.77.0.0/24', '      - 10.0.0.0/8', /--subnet 10.0.0.0\/8 is not the subnet/],
-  ['--port not the api port', 'compose', '      - --port\n      - "8080"', '      - --port\n      - "80"', /--port is 80, api serves on PORT 8080/],
-  ['the api on another port', 'compose', 'PORT: "8080"', 'PORT: "3000"', /--port is 8080, api serves on PORT 3000/],
+  ['--service-port not the api port', 'compose', '      - --service-port\n      - "8080"', '      - --service-port\n      - "80"', /--service-port is 80, api serves on PORT 8080/],
+  ['the api on another port', 'compose', 'PORT: "8080"', 'PORT: "3000"', /--service-port is 8080, api serves on PORT 3000/],
   ['the api port not exposed', 'compose', '    expose:\n      - "8080"', '    expose:\n      - "9090"', /PORT 8080 is not in expose/],
   ['the status port differs', 'compose', /(proxy:[\s\S]*?)HANDOVER_STATUS_PORT: "1537"/, '$1HANDOVER_STATUS_PORT: "1600"', /the status port differs: api uses 1537, proxy 1600/],
   ['the status port set on one side only', 'compose', /(api:[\s\S]*?)HANDOVER_STATUS_PORT: "1537"/, '$1HANDOVER_STATUS_PORT: "1600"', /the status port differs: api uses 1600, proxy 1537/],
+  ['a flag the route command does not take', 'compose', '      - --service-port\n', '      - --sevice-port\n', /handover route refuses this command line/],
   ['a --status-port flag that differs', 'compose', '      - 10.77.0.0/24\n', '      - 10.77.0.0/24\n      - --status-port\n      - "1700"\n', /the status port differs: api uses 1537, proxy 1700/],
   ['the router port differs', 'compose', /(proxy:[\s\S]*?)HANDOVER_ROUTER_PORT: "1538"/, '$1HANDOVER_ROUTER_PORT: "1539"', /the router port differs/],
   ['another status group on one side', 'compose', '      HANDOVER_ROUTER_PORT: "1538"\n    labels', '      HANDOVER_ROUTER_PORT: "1538"\n      HANDOVER_STATUS_BROADCAST_ADDRESS: 239.192.16.17\n    labels', /the status address differs/],
