@@ -397,6 +397,22 @@ for (const proxy of [HAPROXY, CADDY, NGINX]) {
 // ---------------------------------------------------------------------------
 // What only one proxy has.
 
+test('HAProxy plan (no HAProxy needed): the order is ready, then drain, then maint, and a server keeps the slot that has its address', () => {
+  const adapter = new HAProxyAdapter({ socket: '/unused', backend: 'app' })
+  const slots = [
+    { name: 'slot1', addr: '127.0.0.2', port: BACKEND_PORT, state: 'ready' },
+    { name: 'slot2', addr: '127.0.0.4', port: BACKEND_PORT, state: 'ready' },
+    { name: 'slot3', addr: '127.0.0.1', port: 9, state: 'maint' },
+  ]
+  const plan = adapter.plan(table(server('one', 'drain'), server('two', 'ready')), slots)
+  expect(plan.commands).toEqual([
+    'set server app/slot3 addr 127.0.0.3 port 48001', // a free slot in maintenance, not the one "three" still has
+    'set server app/slot3 state ready',
+    'set server app/slot1 state drain', // "one" stays in its slot
+    'set server app/slot2 state maint',
+  ])
+})
+
 ;(installed('haproxy') ? describe : describe.skip)('HAProxy adapter: slots', () => {
   let dir
   let proxyProcess
@@ -409,22 +425,6 @@ for (const proxy of [HAPROXY, CADDY, NGINX]) {
   afterAll(async () => {
     await proxyProcess.stop()
     fs.rmSync(dir, { recursive: true, force: true })
-  })
-
-  test('the order is ready, then drain, then maint, and a server keeps the slot that has its address', () => {
-    const adapter = new HAProxyAdapter({ socket: '/unused', backend: 'app' })
-    const slots = [
-      { name: 'slot1', addr: '127.0.0.2', port: BACKEND_PORT, state: 'ready' },
-      { name: 'slot2', addr: '127.0.0.4', port: BACKEND_PORT, state: 'ready' },
-      { name: 'slot3', addr: '127.0.0.1', port: 9, state: 'maint' },
-    ]
-    const plan = adapter.plan(table(server('one', 'drain'), server('two', 'ready')), slots)
-    expect(plan.commands).toEqual([
-      'set server app/slot3 addr 127.0.0.3 port 48001', // a free slot in maintenance, not the one "three" still has
-      'set server app/slot3 state ready',
-      'set server app/slot1 state drain', // "one" stays in its slot
-      'set server app/slot2 state maint',
-    ])
   })
 
   test('more servers than slots: rejected before anything changes, naming the slot count', async () => {
@@ -467,6 +467,16 @@ for (const proxy of [HAPROXY, CADDY, NGINX]) {
     const error = await CADDY.adapter({ id: 'api' }).apply(table(server('one', 'ready'))).catch((e) => e)
     expect(error.code).toBe('ERR_HANDOVER_PROXY')
     expect(error.message).toMatch(/^Caddy has no config object with "@id": "api"; tag the reverse_proxy handler/)
+  })
+
+  test('a handler with no upstreams key at all gets one', async () => {
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'caddy.json'), 'utf8'))
+    delete config.apps.http.servers.app.routes[0].handle[0].upstreams
+    await CADDY.adapter().request('POST', '/load', config)
+    expect(await CADDY.adapter().upstreams()).toBe(null)
+    await CADDY.adapter().apply(table(server('one', 'ready')))
+    expect(await CADDY.state()).toEqual(['127.0.0.2:48001 ready'])
+    expect(await tally(CADDY.front, 3)).toEqual({ one: 3 })
   })
 })
 
