@@ -10,8 +10,17 @@
 //
 // The file holds `upstream app { … }` and a tiny server on the confirmation
 // address (127.0.0.1:1539 unless told) that answers "<token> <generation>".
-// After the reload the adapter asks that address until the answer is the new
-// one: only new workers, which run the new upstream, can give it.
+// A reload is confirmed in two steps:
+// - new workers run the new upstream: that address answers the new token on
+//   a new connection (only they can);
+// - old workers take no new connection any more. nginx's master starts the
+//   new workers, sleeps 100 ms (hard-coded: ngx_msleep(100) in
+//   ngx_master_process_cycle), then tells the old ones to quit, and until
+//   then both accept. An old worker that quits closes its listening sockets,
+//   then its idle connections, so the adapter keeps one idle keep-alive
+//   connection to an old worker across the reload and waits for nginx to
+//   close it. Where the running config has no confirmation server yet (the
+//   first apply over a user's file), it waits out those 100 ms plus a margin.
 //
 // Draining servers are left out: on a reload, old workers finish their
 // in-flight requests while new workers route to the new list. An upstream
@@ -22,6 +31,7 @@ const { spawn } = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const http = require('node:http')
+const net = require('node:net')
 const path = require('node:path')
 const { proxyError, routable, checkTable, endpoint, hostPort } = require('./common')
 
@@ -29,6 +39,7 @@ const DEFAULT_FILE = '/etc/nginx/conf.d/handover.conf'
 const DEFAULT_CONFIRM = '127.0.0.1:1539'
 const CONFIRM_PATH = '/handover-generation'
 const TIMEOUT_MS = 5000
+const MASTER_PAUSE_MS = 100 + 50 // nginx's pause before it signals old workers, and a margin
 
 class NginxAdapter {
   constructor(options = {}) {
@@ -70,9 +81,17 @@ class NginxAdapter {
       if (answer === written) return // file and workers already say so: one GET
     }
     const answer = `${token} ${Number(table.generation) || 0}`
-    this.write(this.fileText(upstream, answer))
-    await this.runReload()
-    await this.waitFor(answer)
+    const deadline = Date.now() + this.timeoutMs
+    const old = await this.holdOldWorker()
+    try {
+      this.write(this.fileText(upstream, answer))
+      await this.runReload()
+      await this.waitFor(answer, deadline)
+      if (old) await this.waitForClose(old, deadline)
+      else await new Promise((r) => setTimeout(r, MASTER_PAUSE_MS))
+    } finally {
+      if (old) old.destroy()
+    }
   }
 
   async close() {
@@ -89,7 +108,8 @@ class NginxAdapter {
     return (
       HEADER +
       upstream +
-      `server {\n    listen ${this.listen};\n    access_log off;\n` +
+      // keepalive_timeout of its own: the idle connection held across a reload must outlive it.
+      `server {\n    listen ${this.listen};\n    access_log off;\n    keepalive_timeout 60s;\n` +
       `    location = ${CONFIRM_PATH} { return 200 "${answer}"; }\n}\n`
     )
   }
@@ -129,9 +149,48 @@ class NginxAdapter {
     })
   }
 
-  /** Asks the confirmation address until it answers `answer`, or rejects after timeoutMs. */
-  async waitFor(answer) {
-    const deadline = Date.now() + this.timeoutMs
+  /**
+   * An idle keep-alive connection to a worker of the running config, or null
+   * when its confirmation server does not answer (none yet, nginx down).
+   */
+  holdOldWorker() {
+    return new Promise((resolve) => {
+      const socket = net.connect(this.confirmAt.port, this.confirmAt.host)
+      const give = (value) => {
+        clearTimeout(timer)
+        socket.removeAllListeners('data')
+        if (!value) socket.destroy()
+        resolve(value)
+      }
+      const timer = setTimeout(() => give(null), 1000)
+      socket.on('error', () => give(null))
+      socket.on('close', () => give(null))
+      // Its answer has come (one small write): the connection is idle now.
+      socket.once('data', (d) => give(/^HTTP\/1\.1 200 /.test(d.toString('latin1')) ? socket : null))
+      socket.write(`GET ${CONFIRM_PATH} HTTP/1.1\r\nHost: ${this.listen}\r\n\r\n`)
+    })
+  }
+
+  /** Resolves when nginx closes the held connection: that old worker quit, its listening sockets first. */
+  waitForClose(socket, deadline) {
+    return new Promise((resolve, reject) => {
+      if (socket.destroyed || socket.readableEnded) return resolve()
+      const timer = setTimeout(() => {
+        reject(proxyError(`nginx ran the new config but its old workers still accept connections after ${this.timeoutMs} ms; is its master process stuck?`))
+      }, Math.max(0, deadline - Date.now()))
+      const done = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+      socket.on('error', done)
+      socket.on('end', done)
+      socket.on('close', done)
+      socket.resume()
+    })
+  }
+
+  /** Asks the confirmation address until it answers `answer`, or rejects at `deadline`. */
+  async waitFor(answer, deadline = Date.now() + this.timeoutMs) {
     let last = 'no answer'
     for (;;) {
       try {
