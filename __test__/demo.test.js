@@ -5,7 +5,6 @@
 
 const { execFile } = require('node:child_process')
 const path = require('node:path')
-const { Router } = require('../examples/router')
 
 const DEMO = path.join(__dirname, '..', 'examples', 'demo.js')
 
@@ -42,7 +41,8 @@ test('the demo hands over from v1 to v2 without failing a request, and exits by 
     [/supervisor started v1/, /router +v1 is UP/],
     [/router +v1 is UP/, /supervisor started v2/],
     [/supervisor started v2/, /v1 +heard a younger instance/],
-    [/v1 +heard a younger instance/, /v1 +drained/],
+    [/v1 +heard a younger instance/, /v1 +DRAINED from demo-proxy/],
+    [/v1 +DRAINED from demo-proxy/, /v1 +drained/],
     [/router +v1 is DOWN/, /supervisor handover-complete file appeared: stopping v1 with SIGTERM/],
     [/supervisor handover-complete file appeared: stopping v1 with SIGTERM/, /supervisor v1 exited \(killed by SIGTERM\)/],
   ]
@@ -50,38 +50,25 @@ test('the demo hands over from v1 to v2 without failing a request, and exits by 
   expect(stdout).toMatch(/^\+\d+\.\d{3}s supervisor /m)
 })
 
-test("the demo's router treats DOWN as terminal for an instance: a later UP from it does not bring it back", async () => {
-  const lines = []
-  const router = new Router({
-    service: 'web',
-    servicePort: 1,
-    statusPort: 24660, // never bound: the messages are handed to follow() directly
-    group: '239.192.16.16',
-    timeline: { log: (actor, message) => lines.push(`${actor} ${message}`) },
-    nameOf: (address) => address,
+const hasHAProxy = require('node:child_process').spawnSync('haproxy', ['-v']).status === 0
+
+;(hasHAProxy ? test : test.skip)('the demo through HAProxy: the router drives it, v1 closes only after DRAINED, no failed request', async () => {
+  const { code, stdout, stderr } = await new Promise((resolve) => {
+    execFile(process.execPath, [DEMO, '--proxy', 'haproxy'], { timeout: 25000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? error.code : 0, stdout, stderr })
+    })
   })
-  try {
-    const v1 = { serviceName: 'web', timestamp: 1_000n, addresses: ['127.0.0.2'] }
-    router.follow({ ...v1, status: 'UP' })
-    expect(router.backends).toEqual(['127.0.0.2'])
-    router.follow({ ...v1, status: 'DOWN' })
-    expect(router.backends).toEqual([])
-    // v1 keeps its 10 s UP ticker while it drains, as handover-lib does.
-    router.follow({ ...v1, status: 'UP' })
-    expect(router.backends).toEqual([])
-    // Another service is not routed to; a new instance of ours is, even on the same address.
-    router.follow({ serviceName: 'api', timestamp: 1_000n, addresses: ['127.0.0.9'], status: 'UP' })
-    expect(router.backends).toEqual([])
-    router.follow({ ...v1, timestamp: 2_000n, status: 'UP' })
-    expect(router.backends).toEqual(['127.0.0.2'])
-    expect(lines).toEqual([
-      'router 127.0.0.2 is UP: routing to 127.0.0.2:1',
-      'router 127.0.0.2 is DOWN: no longer routing to 127.0.0.2',
-      'router 127.0.0.2 is UP: routing to 127.0.0.2:1',
-    ])
-  } finally {
-    await router.close()
-  }
+  const context = `stdout:\n${stdout}\nstderr:\n${stderr}`
+  expect({ code, context }).toEqual({ code: 0, context })
+  expect(summaryRow(stdout, 'proxy')).toBe('HAProxy (Runtime API)')
+  expect(Number(summaryRow(stdout, 'requests served by v1'))).toBeGreaterThan(0)
+  expect(Number(summaryRow(stdout, 'requests served by v2'))).toBeGreaterThan(0)
+  expect(summaryRow(stdout, 'requests failed')).toBe('0')
+  expect(summaryRow(stdout, 'v1 stopped by')).toBe('supervisor, SIGTERM after its handover-complete file appeared')
+  const at = (step) => stdout.search(step)
+  expect(at(/router +proxy confirmed v1's drain/)).toBeGreaterThan(0)
+  expect(at(/v1 +DRAINED from demo-proxy/)).toBeGreaterThan(at(/router +v2 is UP/))
+  expect(at(/v1 +drained: listener closed/)).toBeGreaterThan(at(/v1 +DRAINED from demo-proxy/))
 })
 
 test('the --host-network demo: both instances on one port (listenShared), no router, no failed request', async () => {

@@ -2,11 +2,16 @@
 // `npm run demo`: a zero-downtime update, end to end, on this machine only.
 //
 // A simulated supervisor runs v1 of a small web service; a router follows
-// the status channel and proxies a client's continuous requests to whichever
-// instance is UP. Then the supervisor starts v2: v2 warms up, announces UP
-// and its startedAt; v1 hears it, announces DOWN, drains, and the library
+// the status channel and keeps a proxy's servers in step, and a client sends
+// requests through the proxy continuously. Then the supervisor starts v2: v2
+// warms up, announces UP and its startedAt; the router routes to it; v1
+// hears v2, announces DOWN and waits until the router confirmed that the
+// proxy sends it nothing new (status.drain()), then closes; the library
 // writes v1's handover-complete file; the supervisor sees the file and kills
 // v1. The summary counts who served the requests and how many failed: none.
+//
+// The proxy is a small one in this process, or with --proxy haproxy a real
+// HAProxy (installed: bash scripts/proxies.sh) driven through its Runtime API.
 //
 // With --host-network, both instances listen on one address and port, as
 // services in network_mode: host do (listenShared): no router, the client
@@ -22,7 +27,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { createTimeline } = require('./timeline')
 const { freeUdpPort, freeTcpPortOn } = require('./ports')
-const { Router } = require('./router')
+const { Router, HAProxyRouter } = require('./router')
 const { Client } = require('./client')
 const { Supervisor } = require('./supervisor')
 
@@ -33,7 +38,7 @@ const TIMING = {
   v1WarmupMs: 100,
   v2WarmupMs: 400,
   workMs: 25, // per request
-  routerGraceMs: 200, // between announcing DOWN and closing the listener
+  drainTimeoutMs: 3000, // the most v1 waits for the router's DRAINED
   v1AloneMs: 1000, // traffic before the update
   v2AloneMs: 700, // traffic after it
   handoverTimeoutMs: 5000,
@@ -42,6 +47,16 @@ const TIMING = {
 }
 const CONCURRENCY = 4
 const HOST_NETWORK = process.argv.includes('--host-network')
+const PROXIES = { node: Router, haproxy: HAProxyRouter }
+const PROXY = (() => {
+  const at = process.argv.indexOf('--proxy')
+  const name = at >= 0 ? process.argv[at + 1] : 'node'
+  if (!PROXIES[name]) {
+    process.stderr.write(`demo: --proxy takes ${Object.keys(PROXIES).join(' or ')}; got ${name}\n`)
+    process.exit(2)
+  }
+  return name
+})()
 if (HOST_NETWORK) {
   // One address for both, as one network namespace gives them.
   ADDRESSES.v2 = ADDRESSES.v1
@@ -57,7 +72,11 @@ function describeEvent(instance, message) {
     case 'ready':
       return `ready: serving on ${host}:${port}, announced UP and its startedAt (${message.startedAt})`
     case 'draining':
-      return `heard a younger instance; shutdown callback announces DOWN, drains ${message.inFlight} request(s) in flight`
+      return `heard a younger instance; shutdown callback announces DOWN and waits for the routers (${message.inFlight} request(s) in flight)`
+    case 'routersDone':
+      return message.acknowledged.length
+        ? `DRAINED from ${message.acknowledged.join(', ')} after ${message.waitedMs.toFixed(1)} ms: no new requests come here; closing`
+        : `no router answered${message.timedOut.length ? ` (timed out: ${message.timedOut.join(', ')})` : ''}; closing`
     case 'drained':
       return `drained: listener closed, every request answered (${message.served} served in all); callback returns`
     case 'handoverDone':
@@ -72,13 +91,14 @@ function describeEvent(instance, message) {
 async function runDemo(timeline, workdir) {
   const handoverPort = await freeUdpPort()
   const statusPort = await freeUdpPort()
+  const routerPort = await freeUdpPort()
   const servicePort = await freeTcpPortOn(Object.values(ADDRESSES))
   const group = randomGroup()
   const nameOf = (address) => Object.keys(ADDRESSES).find((name) => ADDRESSES[name] === address) || address
   const configFor = (version, warmupMs) => {
     fs.mkdirSync(path.join(workdir, version))
     const completePath = path.join(workdir, version, 'handover-complete')
-    const { workMs, routerGraceMs } = TIMING
+    const { workMs, drainTimeoutMs } = TIMING
     const host = ADDRESSES[version]
     return {
       version,
@@ -86,11 +106,12 @@ async function runDemo(timeline, workdir) {
       port: servicePort,
       handoverPort,
       statusPort,
+      routerPort,
       group,
       completePath,
       warmupMs,
       workMs,
-      routerGraceMs,
+      drainTimeoutMs,
       hostNetwork: HOST_NETWORK,
     }
   }
@@ -110,9 +131,13 @@ async function runDemo(timeline, workdir) {
       instance.exited.then(() => Promise.reject(new Error(`${instance.name} exited before it was ready`))),
     ])
 
-  const router = HOST_NETWORK ? null : new Router({ service: SERVICE, servicePort, statusPort, group, timeline, nameOf })
+  const frontendPort = PROXY === 'haproxy' ? await freeTcpPortOn(['127.0.0.1']) : 0
+  const router = HOST_NETWORK
+    ? null
+    : new PROXIES[PROXY]({ service: SERVICE, servicePort, statusPort, routerPort, group, timeline, nameOf, workdir, frontendPort })
   const url = router ? await router.start() : `http://${ADDRESSES.v1}:${servicePort}/`
-  timeline.log(router ? 'router' : 'demo', router ? `listening on ${url}, following the status channel` : `host network: both instances listen on ${url} (listenShared), no router`)
+  const proxyName = PROXY === 'haproxy' ? 'HAProxy' : 'the demo proxy'
+  timeline.log(router ? 'router' : 'demo', router ? `${proxyName} on ${url}; the router follows the status channel` : `host network: both instances listen on ${url} (listenShared), no router`)
   const { handoverTimeoutMs, killGraceMs } = TIMING
   const supervisor = new Supervisor({ timeline, handoverTimeoutMs, killGraceMs })
   const client = new Client({ url, concurrency: CONCURRENCY, timeline })
@@ -120,7 +145,7 @@ async function runDemo(timeline, workdir) {
   try {
     const v1 = supervisor.start(configFor('v1', TIMING.v1WarmupMs), onEvent)
     await ready(v1)
-    while (router && router.backends.length === 0) await sleep(5) // the router heard v1's UP
+    while (router && router.routed() === 0) await sleep(5) // the proxy routes to v1
     client.start()
     await sleep(TIMING.v1AloneMs)
 
@@ -148,7 +173,7 @@ function printSummary({ client, router, facts, v1, killedBy, handoverSeconds }) 
     ['requests served by v1', client.servedBy.v1 || 0],
     ['requests served by v2', client.servedBy.v2 || 0],
     ['requests failed', client.failed + (client.failures.length ? ` (${client.failures.join(', ')})` : '')],
-    ['retried at the router', router ? router.retried : 'no router (--host-network)'],
+    ['proxy', router ? (PROXY === 'haproxy' ? 'HAProxy (Runtime API)' : 'the demo proxy (in process)') : 'none (--host-network)'],
     [
       'v1 complete file',
       // What the supervisor saw: it may stop v1 before v1's own report of the

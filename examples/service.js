@@ -3,7 +3,7 @@
 // simulated supervisor. It uses the library as a real service would:
 //
 //   start → warm up → serve HTTP → announce UP (status) and its startedAt (handover)
-//   younger instance heard → announce DOWN → let routers notice → drain → return
+//   younger instance heard → announce DOWN → wait for the routers' DRAINED → close → return
 //
 // and then waits to be killed, as on balenaOS: exiting would make the
 // container engine restart it. Events go to the parent over IPC for the timeline.
@@ -12,7 +12,7 @@ const http = require('node:http')
 const { HandoverPeer, HandoverStatus, listenShared } = require('../index.js')
 
 const config = JSON.parse(process.argv[2])
-const { version, host, port, warmupMs, workMs, routerGraceMs, hostNetwork } = config
+const { version, host, port, warmupMs, workMs, drainTimeoutMs, hostNetwork } = config
 
 /** Loopback only: the demo must not send a packet off this machine. */
 const LOOPBACK = { networkMode: 'host', networkInterface: 'lo', address: config.group, logLevel: 'warning' }
@@ -30,18 +30,24 @@ const peer = new HandoverPeer(startedAt, { id: version }, {
   // Safety net: even a stuck drain must not hold the handover up for long.
   callbackTimeoutMs: 3000,
 })
-const status = new HandoverStatus(startedAt, SERVICE, [host], { id: version }, { ...LOOPBACK, port: config.statusPort })
+const status = new HandoverStatus(startedAt, SERVICE, [host], { id: version }, {
+  ...LOOPBACK,
+  port: config.statusPort,
+  routerPort: config.routerPort,
+})
 
 let served = 0
 let inFlight = 0
 let handingOver = false
 const server = http.createServer((request, response) => {
   inFlight += 1
-  // Handing over: no client is to reuse a connection we are about to close.
-  if (handingOver) response.setHeader('connection', 'close')
   response.on('close', () => (inFlight -= 1))
   // Some work, so that requests are in flight when the handover comes.
   setTimeout(() => {
+    // Handing over: no client or proxy is to keep a connection we want to
+    // close (decided when answering: a request that came before the
+    // handover is answered after it began).
+    if (handingOver) response.setHeader('connection', 'close')
     served += 1
     response.setHeader('x-served-by', version)
     response.end(`hello from ${version}\n`)
@@ -53,10 +59,15 @@ async function drain() {
   report('draining', { inFlight })
   handingOver = true
   if (hostNetwork) return drainShared()
-  // Tell routers first, and give them time to stop sending us requests:
-  // closing the listening socket at once would refuse requests already routed here.
-  status.startBroadcastingServiceDown()
-  await sleep(routerGraceMs)
+  // DOWN, then wait until every router confirmed that its proxy sends us
+  // nothing new: closing the listening socket before that would refuse
+  // requests already on their way here.
+  const routers = await status.drain({ timeoutMs: drainTimeoutMs })
+  report('routersDone', {
+    acknowledged: routers.acknowledged.map((r) => r.name),
+    timedOut: routers.timedOut.map((r) => r.name),
+    waitedMs: routers.waitedMs,
+  })
   // Stop accepting; resolves once every in-flight request has been answered.
   await new Promise((resolve) => server.close(resolve))
   report('drained', { served })
