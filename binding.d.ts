@@ -37,9 +37,13 @@ export declare class NativePeer {
 
 /** The native half of `HandoverRouter`; use the class exported by `index.js`. */
 export declare class NativeRouter {
-  constructor(options: HandoverRouterOptions, environment: Record<string, string>, hostName: string, contextId: string, events: (event: RouterEvent) => void, logSink?: ((record: LogRecord) => void) | undefined | null)
-  /** Starts following the status channel; returns the subnets it routes. */
-  start(): Array<string>
+  constructor(options: HandoverRouterOptions, environment: Record<string, string>, hostName: string, contextId: string, logSink?: ((record: LogRecord) => void) | undefined | null)
+  /**
+   * Starts following the status channel; returns the subnets it routes.
+   * `events` is taken here, not at construction: holding it keeps the
+   * process alive, which a router that was never started must not do.
+   */
+  start(events: (event: RouterEvent) => void): Array<string>
   /** The adapter confirmed the table of `generation`. */
   applied(generation: number): void
   /** The adapter could not apply or confirm the table of `generation`. */

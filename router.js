@@ -53,9 +53,8 @@ module.exports = function routerClass({ native, call, environment, logSinkFor, a
       const picked = routerOptions(options)
       const contextId = `router ${picked.name || os.hostname()}`
       const logSink = logSinkFor(options && options.logger, contextId)
-      const events = (event) => this._event(event)
       Object.defineProperty(this, '_native', {
-        value: call(() => new native.NativeRouter(picked, environment(), os.hostname(), contextId, events, logSink)),
+        value: call(() => new native.NativeRouter(picked, environment(), os.hostname(), contextId, logSink)),
       })
       Object.defineProperty(this, '_adapter', { value: adapter })
       this._closed = false
@@ -64,7 +63,7 @@ module.exports = function routerClass({ native, call, environment, logSinkFor, a
 
     /** Starts following the status channel. Resolves once listening; apply failures are retried and reported as events. */
     start() {
-      this.subnets = call(() => this._native.start())
+      this.subnets = call(() => this._native.start((event) => this._event(event)))
       const where = typeof this._adapter.describe === 'function' ? ` for ${this._adapter.describe()}` : ''
       this._native.log('info', `routing ${this.subnets.join(', ')}${where}`)
       return Promise.resolve(this)

@@ -54,7 +54,7 @@ test('an .mjs file gets the same objects as require() does', () => {
   expect(result).toEqual({
     types: { HandoverPeer: 'function', HandoverStatus: 'function', describePacket: 'function', encodeStatusMessage: 'function' },
     sameAsRequire: true,
-    namespace: ['HandoverPeer', 'HandoverStatus', 'SharedListener', 'describePacket', 'encodeStatusMessage', 'listenShared', 'resolveChannelSettings', 'settingDescriptions'],
+    namespace: ['HandoverPeer', 'HandoverRouter', 'HandoverStatus', 'SharedListener', 'describePacket', 'encodeStatusMessage', 'listenShared', 'resolveChannelSettings', 'settingDescriptions'],
     packet: { kind: 'status', timestamp: 1700000000000, serviceName: 'api', addresses: ['10.0.0.1'], status: 'UP' },
   })
 })

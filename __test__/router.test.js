@@ -1,9 +1,10 @@
 'use strict'
 // HandoverRouter and HandoverStatus.drain() on loopback sockets, with an
 // adapter written here that records every table and confirms when told to.
-// Ports 48450–48499: each test takes a status port and the router port
+// Ports 48450–48479: each test takes a status port and the router port
 // after it.
 
+const { execFile } = require('node:child_process')
 const dgram = require('node:dgram')
 const { HandoverRouter, HandoverStatus, encodeStatusMessage } = require('..')
 const { GROUP, sendRaw, waitFor, sleep } = require('../test-support/loopback')
@@ -12,7 +13,7 @@ let nextPort = 48450
 function ports() {
   const status = nextPort
   nextPort += 2
-  if (nextPort > 48500) throw new Error('router.test.js ports are 48450–48499')
+  if (nextPort > 48480) throw new Error('router.test.js ports are 48450–48479')
   return { status, router: status + 1 }
 }
 
@@ -341,3 +342,21 @@ async function captureOn(port) {
   socket.addMembership(GROUP, '127.0.0.1')
   return { packets, close: () => socket.close() }
 }
+
+test('a router keeps the process alive only between start() and close(): never started, or closed, the process ends by itself', async () => {
+  const p = ports()
+  const script = (start) => `
+    const { HandoverRouter } = require(${JSON.stringify(require.resolve('..'))})
+    const r = new HandoverRouter({ apply: async () => {} }, { serviceName: 'api', servicePort: 1,
+      interfaceAddress: '127.0.0.1', subnets: ['127.0.0.0/8'], networkPort: ${p.status}, routerPort: ${p.router}, logLevel: 'error' })
+    ${start ? "r.start().then(() => setTimeout(() => r.close().then(() => console.log('closed')), 200))" : "console.log('constructed')"}
+  `
+  const run = (start) =>
+    new Promise((resolve) => {
+      execFile(process.execPath, ['-e', script(start)], { timeout: 10_000 }, (error, stdout) =>
+        resolve({ code: error ? error.code : 0, killed: Boolean(error && error.killed), stdout: stdout.trim() }),
+      )
+    })
+  expect(await run(false)).toEqual({ code: 0, killed: false, stdout: 'constructed' })
+  expect(await run(true)).toEqual({ code: 0, killed: false, stdout: 'closed' })
+})

@@ -119,7 +119,7 @@ pub struct NativeRouter {
     log: Logger,
     service: String,
     port: u16,
-    events: std::sync::Mutex<Option<EventFunction>>,
+    started: std::sync::atomic::AtomicBool,
 }
 
 #[napi]
@@ -131,7 +131,6 @@ impl NativeRouter {
         environment: HashMap<String, String>,
         host_name: String,
         context_id: String,
-        #[napi(ts_arg_type = "(event: RouterEvent) => void")] events: EventFunction,
         #[napi(ts_arg_type = "((record: LogRecord) => void) | undefined | null")] log_sink: Option<LogFunction>,
     ) -> Result<Self> {
         let config = RouterConfig::resolve(&options, &environment, &host_name).map_err(thrown(&node))?;
@@ -145,16 +144,22 @@ impl NativeRouter {
             log,
             service,
             port,
-            events: std::sync::Mutex::new(Some(events)),
+            started: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Starts following the status channel; returns the subnets it routes.
+    /// `events` is taken here, not at construction: holding it keeps the
+    /// process alive, which a router that was never started must not do.
     #[napi]
-    pub fn start(&self, env: Env) -> Result<Vec<String>> {
-        let Some(events) = self.events.lock().expect("events").take() else {
+    pub fn start(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "(event: RouterEvent) => void")] events: EventFunction,
+    ) -> Result<Vec<String>> {
+        if self.started.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return Ok(self.channel.subnets().iter().map(ToString::to_string).collect());
-        };
+        }
         let sink = JsRouterSink {
             events,
             service: self.service.clone(),
@@ -210,7 +215,6 @@ impl NativeRouter {
     #[napi]
     pub fn close(&self, env: Env) -> Result<()> {
         self.channel.close();
-        self.events.lock().expect("events").take();
         self.registration.release(&env)
     }
 
