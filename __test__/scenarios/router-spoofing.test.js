@@ -114,15 +114,15 @@ describeScenario('scenario: a router on a bridge network with an attacker on it'
     const rounds = 3
     await eventually(async () => {
       const [w, n] = [await wide.stats(), await narrow.stats()]
-      return w.outsideSubnets >= 2 * rounds && n.outsideSubnets >= 3 * rounds && n.otherService >= rounds
-    }, 'both routers hearing every forgery')
+      return w.outsideSubnets >= 2 * rounds && n.outsideSubnets >= 3 * rounds
+    }, 'both routers hearing the forgeries')
     await sleep(3 * UP_PERIOD_MS) // a few reconciles and expiry ticks more
 
     expect([...narrow.addresses()].sort()).toEqual(['10.213.16.2', '10.213.16.5'])
     const refused = narrow.reports.filter((r) => r.event === 'change' && r.kind === 'refused').map((r) => r.line)
     expect(refused.some((line) => line.includes('from 10.213.16.66') && line.includes('[10.213.16.66]'))).toBe(true)
     expect([...wide.addresses()].sort()).toEqual(['10.213.16.2', '10.213.16.5', '10.213.16.66'])
-    expect((await wide.stats()).otherService).toBeGreaterThanOrEqual(rounds)
+    for (const router of [wide, narrow]) expect((await router.stats()).otherService).toBeGreaterThanOrEqual(rounds)
 
     // The subnets are about the addresses an UP names, not about who sends
     // it: without a secret, the attacker outside the /28 still had an
