@@ -112,11 +112,12 @@ describeScenario('scenario: a router on a bridge network with an attacker on it'
       statusMessage({ timestamp: t + 5, addresses: ['10.213.16.5'] }),
     ])
     const rounds = 3
-    await eventually(async () => {
-      const [w, n] = [await wide.stats(), await narrow.stats()]
-      return w.outsideSubnets >= 2 * rounds && n.outsideSubnets >= 3 * rounds
-    }, 'both routers hearing the forgeries')
-    await sleep(3 * UP_PERIOD_MS) // a few reconciles and expiry ticks more
+    // The last forgery of each batch is routed by both (see below): once it
+    // is, the batch before it was heard, whatever the rules did with it.
+    for (const router of [wide, narrow]) await router.routes((s) => s.includes('10.213.16.5 ready'), 'the last forgery heard')
+    await sleep(3 * UP_PERIOD_MS) // the later rounds, a few reconciles and expiry ticks more
+    expect((await wide.stats()).outsideSubnets).toBeGreaterThanOrEqual(2 * rounds)
+    expect((await narrow.stats()).outsideSubnets).toBeGreaterThanOrEqual(3 * rounds)
 
     expect([...narrow.addresses()].sort()).toEqual(['10.213.16.2', '10.213.16.5'])
     const refused = narrow.reports.filter((r) => r.event === 'change' && r.kind === 'refused').map((r) => r.line)
