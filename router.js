@@ -6,7 +6,6 @@
 // adapter and its answers back, and turns changes into events.
 
 const { EventEmitter } = require('node:events')
-const os = require('node:os')
 
 const STRING_OPTIONS = ['serviceName', 'statusBroadcastAddress', 'interfaceAddress', 'name', 'secret', 'logLevel']
 const NUMBER_OPTIONS = ['servicePort', 'networkPort', 'routerPort', 'upPeriodMs', 'reconcileMs']
@@ -51,6 +50,8 @@ module.exports = function routerClass({ native, call, environment, logSinkFor, a
         throw argumentError(`adapter must be an object with an apply(table) method; got ${describe(adapter)}`)
       }
       const picked = routerOptions(options)
+      // node:os only here: require() of the package stays free of it.
+      const os = require('node:os')
       const contextId = `router ${picked.name || os.hostname()}`
       const logSink = logSinkFor(options && options.logger, contextId)
       Object.defineProperty(this, '_native', {

@@ -33,7 +33,7 @@ function thisPlatform() {
 let dir
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-loader-'))
-  for (const file of ['index.js', 'binding.js', 'binding-errors.js']) fs.copyFileSync(path.join(ROOT, file), path.join(dir, file))
+  for (const file of ['index.js', 'router.js', 'binding.js', 'binding-errors.js']) fs.copyFileSync(path.join(ROOT, file), path.join(dir, file))
 })
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }))
 

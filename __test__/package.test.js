@@ -30,7 +30,7 @@ function packedFiles(dir) {
 }
 
 function expectOnlyShippedFiles(files) {
-  for (const wanted of ['index.js', 'index.d.ts', 'binding.js', 'binding-errors.js', 'binding.d.ts', 'cli/handover.js', 'README.md', 'package.json']) {
+  for (const wanted of ['index.js', 'router.js', 'adapters/index.js', 'index.d.ts', 'binding.js', 'binding-errors.js', 'binding.d.ts', 'cli/handover.js', 'README.md', 'package.json']) {
     expect(files).toContain(wanted)
   }
   const unwanted = files.filter((f) =>

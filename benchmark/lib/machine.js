@@ -23,7 +23,7 @@ function describeMachine() {
 function gitCommit() {
   const result = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' })
   if (result.status !== 0) return null
-  const measured = ['src', 'index.js', 'binding.js', 'binding-errors.js']
+  const measured = ['src', 'index.js', 'router.js', 'binding.js', 'binding-errors.js']
   // --no-optional-locks: a status must not refresh (write) the index.
   const status = ['--no-optional-locks', 'status', '--porcelain', '--', ...measured]
   const dirty = spawnSync('git', status, { cwd: ROOT, encoding: 'utf8' })

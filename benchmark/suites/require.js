@@ -60,7 +60,7 @@ function install(binary, platform, yardsticks) {
   fs.mkdirSync(ours, { recursive: true })
   const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
   // What the published tarball holds of the JS (package.json's files), bar the CLI, types and docs.
-  for (const file of ['index.js', 'binding.js', 'binding-errors.js']) {
+  for (const file of ['index.js', 'router.js', 'binding.js', 'binding-errors.js']) {
     if (!manifest.files.includes(file)) throw new Error(`${file} is not in package.json's files: update benchmark/suites/require.js`)
     fs.copyFileSync(path.join(ROOT, file), path.join(ours, file))
   }
