@@ -7,7 +7,7 @@
 const { execFile } = require('node:child_process')
 const dgram = require('node:dgram')
 const { HandoverRouter, HandoverStatus, encodeStatusMessage } = require('..')
-const { GROUP, sendRaw, waitFor, sleep } = require('../test-support/loopback')
+const { GROUP, sendRaw, captureOn, waitFor, sleep } = require('../test-support/loopback')
 
 let nextPort = 48450
 function ports() {
@@ -332,16 +332,6 @@ test('bad arguments are refused at the call, with codes', () => {
   expect(() => s.drain({ timeoutMs: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }))
   expect(() => s.drain({ timeoutMs: '5' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
 })
-
-/** Collects raw datagrams on a port, joined to the group on loopback. */
-async function captureOn(port) {
-  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true })
-  const packets = []
-  socket.on('message', (m) => packets.push(m))
-  await new Promise((resolve) => socket.bind(port, resolve))
-  socket.addMembership(GROUP, '127.0.0.1')
-  return { packets, close: () => socket.close() }
-}
 
 test('a router keeps the process alive only between start() and close(): never started, or closed, the process ends by itself', async () => {
   const p = ports()

@@ -2,9 +2,8 @@
 // HandoverStatus on loopback sockets, and the v2 bytes checked against a
 // JS codec written here from the table in SPEC §3. Ports 22100–22199.
 
-const dgram = require('node:dgram')
 const { HandoverStatus, encodeStatusMessage } = require('..')
-const { loopbackOptions, sendRaw, waitFor, sleep, GROUP } = require('../test-support/loopback')
+const { loopbackOptions, sendRaw, captureOn, waitFor, sleep } = require('../test-support/loopback')
 
 let nextPort = 22100
 const open = []
@@ -40,19 +39,10 @@ function specDecode(b) {
   return { version: b[0], timestamp: b.readBigInt64BE(1), serviceName: text(9, 72), addresses, status: text(112, 120) }
 }
 
-/** Collects raw datagrams on a port, joined to the group on loopback. */
-async function rawListener(port) {
-  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true })
-  const packets = []
-  socket.on('message', (m) => packets.push(m))
-  await new Promise((resolve) => socket.bind(port, resolve))
-  socket.addMembership(GROUP, '127.0.0.1')
-  return { packets, close: () => socket.close() }
-}
 
 test('UP is sent at once with the name, addresses and timestamp, in the spec layout', async () => {
   const port = nextPort++
-  const raw = await rawListener(port)
+  const raw = await captureOn(port)
   try {
     const startedAt = new Date(1_700_000_000_000)
     const s = status(startedAt, 'api', ['10.0.0.2', '172.17.0.5'], port)
@@ -179,7 +169,7 @@ test('malformed status packets are dropped and counted; a failing callback does 
 
 test('close() stops the tickers', async () => {
   const port = nextPort++
-  const raw = await rawListener(port)
+  const raw = await captureOn(port)
   try {
     const s = status(new Date(), 'api', [], port)
     s.startBroadcastingServiceDown()

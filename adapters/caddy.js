@@ -14,13 +14,14 @@
 // a new server is routable at the very moment an old one stops being.
 
 const http = require('node:http')
-const { proxyError, routable, checkTable, endpoint } = require('./common')
+const { Adapter, proxyError, routable, endpoint } = require('./common')
 
 const DEFAULT_ADMIN = 'http://127.0.0.1:2019'
 const TIMEOUT_MS = 5000
 
-class CaddyAdapter {
+class CaddyAdapter extends Adapter {
   constructor(options = {}) {
+    super()
     const env = process.env
     this.admin = String(options.admin || env.HANDOVER_CADDY_ADMIN || DEFAULT_ADMIN).replace(/\/+$/, '')
     this.id = String(options.id || env.HANDOVER_CADDY_ID || 'handover')
@@ -39,22 +40,13 @@ class CaddyAdapter {
       }
       this.target = { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) || 80 }
     }
-    this.last = Promise.resolve()
   }
 
   describe() {
     return `Caddy admin API at ${this.admin}, reverse_proxy "@id": "${this.id}"`
   }
 
-  apply(table) {
-    // One change at a time: a reconcile must not interleave with a change.
-    const run = this.last.then(() => this.applyNow(table))
-    this.last = run.catch(() => {})
-    return run
-  }
-
   async applyNow(table) {
-    checkTable(table)
     const current = await this.upstreams()
     const dials = routable(table).map(endpoint)
     if (sameDials(current, dials)) return // already so: one GET
@@ -66,10 +58,6 @@ class CaddyAdapter {
     if (!sameDials(now, dials)) {
       throw proxyError(`Caddy did not take the change: upstreams of "@id": "${this.id}" are ${JSON.stringify(now)}, expected ${JSON.stringify(dials)}`)
     }
-  }
-
-  async close() {
-    await this.last
   }
 
   /** The handler's upstreams, or null when it has none yet. */

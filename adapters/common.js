@@ -55,4 +55,29 @@ function hostPort(text) {
   return port >= 1 && port <= 65535 ? { host: m[1], port } : null
 }
 
-module.exports = { CODE, proxyError, routable, checkTable, endpoint, hostPort }
+/**
+ * What every built-in adapter shares: tables are checked, then applied one
+ * at a time (a reconcile must not interleave with a change, and two writers
+ * of nginx's file would race); close() waits for the one under way.
+ * Subclasses write applyNow(table).
+ */
+class Adapter {
+  constructor() {
+    this.last = Promise.resolve()
+  }
+
+  apply(table) {
+    const run = this.last.then(() => {
+      checkTable(table)
+      return this.applyNow(table)
+    })
+    this.last = run.catch(() => {})
+    return run
+  }
+
+  async close() {
+    await this.last
+  }
+}
+
+module.exports = { CODE, Adapter, proxyError, routable, checkTable, endpoint, hostPort }

@@ -22,7 +22,7 @@
 // not be pinned on its command.
 
 const net = require('node:net')
-const { proxyError, routable, checkTable, hostPort } = require('./common')
+const { Adapter, proxyError, routable, hostPort } = require('./common')
 
 const DEFAULT_SOCKET = '/run/haproxy/admin.sock' // Debian's haproxy.cfg has it at level admin
 const TIMEOUT_MS = 2000
@@ -31,8 +31,9 @@ const TIMEOUT_MS = 2000
 const ADMF_MAINT = 0x23
 const ADMF_DRAIN = 0x18
 
-class HAProxyAdapter {
+class HAProxyAdapter extends Adapter {
   constructor(options = {}) {
+    super()
     const env = process.env
     this.socket = String(options.socket || env.HANDOVER_HAPROXY_SOCKET || DEFAULT_SOCKET)
     this.backend = String(options.backend || env.HANDOVER_HAPROXY_BACKEND || 'app')
@@ -40,22 +41,13 @@ class HAProxyAdapter {
     // A path, unless it is host:port (a TCP stats socket).
     const tcp = this.socket.startsWith('/') ? null : hostPort(this.socket)
     this.connectOptions = tcp ? { host: tcp.host, port: tcp.port } : { path: this.socket }
-    this.last = Promise.resolve()
   }
 
   describe() {
     return `HAProxy at ${this.socket}, backend ${this.backend}`
   }
 
-  apply(table) {
-    // One change at a time: a reconcile must not interleave with a change.
-    const run = this.last.then(() => this.applyNow(table))
-    this.last = run.catch(() => {})
-    return run
-  }
-
   async applyNow(table) {
-    checkTable(table)
     const slots = await this.slots()
     const plan = this.plan(table, slots)
     if (plan.commands.length === 0) return // already as the table says: one read, nothing else
@@ -67,10 +59,6 @@ class HAProxyAdapter {
       }
     }
     this.confirm(plan, await this.slots())
-  }
-
-  async close() {
-    await this.last
   }
 
   /** Which slot each server goes to, and the commands that get it there: ready first, then drain, then maint. */

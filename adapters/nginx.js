@@ -33,7 +33,7 @@ const fs = require('node:fs')
 const http = require('node:http')
 const net = require('node:net')
 const path = require('node:path')
-const { proxyError, routable, checkTable, endpoint, hostPort } = require('./common')
+const { Adapter, proxyError, routable, endpoint, hostPort } = require('./common')
 
 const DEFAULT_FILE = '/etc/nginx/conf.d/handover.conf'
 const DEFAULT_CONFIRM = '127.0.0.1:1539'
@@ -41,8 +41,9 @@ const CONFIRM_PATH = '/handover-generation'
 const TIMEOUT_MS = 5000
 const MASTER_PAUSE_MS = 100 + 50 // nginx's pause before it signals old workers, and a margin
 
-class NginxAdapter {
+class NginxAdapter extends Adapter {
   constructor(options = {}) {
+    super()
     const env = process.env
     this.file = path.resolve(String(options.file || env.HANDOVER_NGINX_UPSTREAM_FILE || DEFAULT_FILE))
     this.upstream = String(options.upstream || env.HANDOVER_NGINX_UPSTREAM || 'app')
@@ -54,22 +55,13 @@ class NginxAdapter {
     if (!parsed) throw proxyError(`nginx confirmPort ${JSON.stringify(confirm)}: give a port or host:port`)
     this.confirmAt = parsed
     this.listen = parsed.host.includes(':') ? `[${parsed.host}]:${parsed.port}` : `${parsed.host}:${parsed.port}`
-    this.last = Promise.resolve()
   }
 
   describe() {
     return `nginx upstream ${this.upstream} in ${this.file}, reloaded with \`${[].concat(this.reload).join(' ')}\`, confirmed at http://${this.listen}${CONFIRM_PATH}`
   }
 
-  apply(table) {
-    // One change at a time: two writers of the file would race.
-    const run = this.last.then(() => this.applyNow(table))
-    this.last = run.catch(() => {})
-    return run
-  }
-
   async applyNow(table) {
-    checkTable(table)
     const upstream = this.upstreamBlock(table)
     // The token names the upstream's content, so that a table change nginx
     // does not see (a drained server removed) costs no reload.
@@ -92,10 +84,6 @@ class NginxAdapter {
     } finally {
       if (old) old.destroy()
     }
-  }
-
-  async close() {
-    await this.last
   }
 
   upstreamBlock(table) {

@@ -70,4 +70,14 @@ function extendedAnnouncement(startedAtMs, fields) {
   return Buffer.concat([head, ...fields])
 }
 
-module.exports = { GROUP, loopbackOptions, sendRaw, v1, extensionField, extendedAnnouncement, waitFor, sleep, tempDir }
+/** Collects the raw datagrams sent to the group on `port`, joined on loopback. */
+async function captureOn(port) {
+  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true })
+  const packets = []
+  socket.on('message', (m) => packets.push(m))
+  await new Promise((resolve) => socket.bind(port, resolve))
+  socket.addMembership(GROUP, '127.0.0.1')
+  return { packets, close: () => socket.close() }
+}
+
+module.exports = { GROUP, loopbackOptions, sendRaw, captureOn, v1, extensionField, extendedAnnouncement, waitFor, sleep, tempDir }

@@ -263,6 +263,10 @@ impl Source<'_> {
             .map(String::from)
     }
 
+    fn router_port(&self, option: Option<f64>) -> Result<u16, ConfigError> {
+        self.named_port(option, "options.routerPort", "HANDOVER_ROUTER_PORT", DEFAULT_ROUTER_PORT)
+    }
+
     fn secret(&self, option: Option<&str>) -> Option<Secret> {
         self.text(option, "HANDOVER_SECRET").map(Secret::new)
     }
@@ -474,12 +478,7 @@ impl StatusConfig {
                 "HANDOVER_STATUS_BROADCAST_ADDRESS",
                 DEFAULT_STATUS_PORT,
             )?,
-            router_port: source.named_port(
-                options.router_port,
-                "options.routerPort",
-                "HANDOVER_ROUTER_PORT",
-                DEFAULT_ROUTER_PORT,
-            )?,
+            router_port: source.router_port(options.router_port)?,
             secret: source.secret(options.secret.as_deref()),
             log_level: source.log_level(options.log_level.as_deref())?,
         })

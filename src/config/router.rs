@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::{nul_in, parse_ipv4, ConfigError, Environment, Source, Channel, NetworkMode, DEFAULT_ROUTER_PORT, DEFAULT_STATUS_PORT};
+use super::{nul_in, parse_ipv4, ConfigError, Environment, Source, Channel, NetworkMode, DEFAULT_STATUS_PORT};
 use crate::protocol::auth::Secret;
 use crate::protocol::level::Level;
 use crate::protocol::routing::Subnet;
@@ -120,12 +120,7 @@ impl RouterConfig {
             })
         };
         Ok(RouterConfig {
-            router_port: source.named_port(
-                options.router_port,
-                "options.routerPort",
-                "HANDOVER_ROUTER_PORT",
-                DEFAULT_ROUTER_PORT,
-            )?,
+            router_port: source.router_port(options.router_port)?,
             status,
             service,
             service_port,
