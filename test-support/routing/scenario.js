@@ -161,9 +161,25 @@ async function runScenario({ proxy, mode, handovers = 20, rate = 300, sockets = 
     return summarize({ proxy, mode, handovers, rate, startedAt: started.at, records: result.records, timeline, routerEvents })
   } finally {
     for (const p of processes) p.child.stdin.end()
+    // The proxy first, gently: nginx's master ends its workers on SIGTERM, while a SIGKILLed
+    // master leaves them running, holding our pipes open.
+    await Promise.all(processes.filter((p) => p.running).map((p) => stop(p.child, 3000)))
     await net.topology.destroy()
     fs.rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+function stop(child, graceMs) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.kill('SIGTERM')
+  })
 }
 
 function percentile(sorted, p) {
