@@ -35,6 +35,22 @@ export declare class NativePeer {
   log(level: string, message: string): void
 }
 
+/** The native half of `HandoverRouter`; use the class exported by `index.js`. */
+export declare class NativeRouter {
+  constructor(options: HandoverRouterOptions, environment: Record<string, string>, hostName: string, contextId: string, events: (event: RouterEvent) => void, logSink?: ((record: LogRecord) => void) | undefined | null)
+  /** Starts following the status channel; returns the subnets it routes. */
+  start(): Array<string>
+  /** The adapter confirmed the table of `generation`. */
+  applied(generation: number): void
+  /** The adapter could not apply or confirm the table of `generation`. */
+  failed(generation: number, message: string): void
+  table(): RouteTableObject | null
+  get id(): string
+  stats(): RouterStats
+  close(): void
+  log(level: string, message: string): void
+}
+
 /** The native half of `SharedListener`; use `listenShared` from `index.js`. */
 export declare class NativeSharedListener {
   /** The descriptor Node's server is to own (`server.listen({ fd })`). */
@@ -59,6 +75,12 @@ export declare class NativeStatus {
   /** DOWN now and every 100 ms, from a timer on this thread's loop. */
   startDown(): void
   startListening(callback: (message: HandoverStatusMessage) => void): void
+  /**
+   * DOWN (as `startDown`), then calls `done` once every router heard
+   * recently confirmed it, or after `timeout_ms`. Holding `done` keeps
+   * the process alive meanwhile.
+   */
+  drain(timeoutMs: number, done: (report: DrainReport) => void): void
   stats(): HandoverStats
   close(): void
   log(level: string, message: string): void
@@ -118,6 +140,15 @@ export interface ChannelSettingsText {
 
 /** Decodes one packet of either channel, for tools. */
 export declare function describePacket(packet: Buffer): PacketDescription
+
+/** How `drain()` ended. */
+export interface DrainReport {
+  /** Routers heard recently that confirmed they send no new requests here. */
+  acknowledged: Array<RouterInfo>
+  /** Routers still waited for when the timeout passed. */
+  timedOut: Array<RouterInfo>
+  waitedMs: number
+}
 
 /** Encodes a status message (for tools and tests). */
 export declare function encodeStatusMessage(timestampMs: number, serviceName: string, addresses: Array<string>, status: string): Buffer
@@ -208,6 +239,11 @@ export interface HandoverOptions {
    * (`warn`, `err`, `critical`, `fatal` accepted too). Env `LOGLEVEL`; default `info`.
    */
   logLevel?: string
+  /**
+   * `HandoverStatus`: the port routers say HELLO and DRAINED on (see
+   * `drain()`). Env `HANDOVER_ROUTER_PORT`; default 1538.
+   */
+  routerPort?: number
 }
 
 /**
@@ -229,6 +265,40 @@ export interface HandoverReport {
   completeFile: string | null
   /** Why it could not be written (path and OS error). */
   completeFileError: string | null
+}
+
+/** Options of `HandoverRouter`. Each is optional where it has a default. */
+export interface HandoverRouterOptions {
+  /** The service routed. Env `BALENA_SERVICE_NAME`; required one way or the other. */
+  serviceName?: string
+  /** The port every instance serves on (status messages carry addresses only). Required. */
+  servicePort?: number
+  /**
+   * Only addresses inside these IPv4 subnets (`10.0.0.0/24`) are routed.
+   * Default: the subnet of the interface the router listens on.
+   */
+  subnets?: Array<string>
+  /** The status port. Env `HANDOVER_STATUS_PORT`; default 1537. */
+  networkPort?: number
+  /** The status group. Env `HANDOVER_STATUS_BROADCAST_ADDRESS`; default `239.192.16.16`. */
+  statusBroadcastAddress?: string
+  /** Where HELLO and DRAINED go. Env `HANDOVER_ROUTER_PORT`; default 1538. */
+  routerPort?: number
+  /**
+   * IPv4 address of the interface to listen and send on. Default: the
+   * interface of the route to the group.
+   */
+  interfaceAddress?: string
+  /** This router's name in HELLO, shown in drain reports. Default: the host name. */
+  name?: string
+  /** Instances announce UP this often; one silent for three periods is gone. Default 10000. */
+  upPeriodMs?: number
+  /** The proxy is checked against the table this often. Default 2000. */
+  reconcileMs?: number
+  /** Only signed, fresh status messages count. Env `HANDOVER_SECRET`. */
+  secret?: string
+  /** Env `LOGLEVEL`; default `info`. */
+  logLevel?: string
 }
 
 /** One setting the configuration reads: for help texts. */
@@ -330,6 +400,57 @@ export interface PlainAnnouncementDescription {
  * (`options.port …`) or the environment variable's.
  */
 export declare function resolveChannelSettings(channel: 'handover' | 'status', given: ChannelSettingsText | undefined | null, environment: Record<string, string>): ChannelSettings
+
+/** What the router tells JS: `'apply'` (with `table`), or a change. */
+export interface RouterEvent {
+  /** `'apply'`, or a change: `'routable' | 'draining' | 'drained' | 'gone' | 'refused' | 'unreachable' | 'recovered'`. */
+  kind: string
+  table?: RouteTableObject
+  line?: string
+  timestamp?: number
+  address?: string
+  /** For `'drained'`: ms from the instance's first DOWN heard to the proxy's confirmation. */
+  elapsedMs?: number
+}
+
+/** A router heard on the router port. */
+export interface RouterInfo {
+  /** 16 hex digits, random per router. */
+  id: string
+  name: string
+  /** The IPv4 address it spoke from. */
+  address: string
+}
+
+export interface RouterStats {
+  statusHeard: number
+  otherService: number
+  outsideSubnets: number
+  refused: number
+  malformed: number
+  applies: number
+  applyFailures: number
+  drainedSent: number
+  hellosSent: number
+}
+
+/** One server of a route table, as an adapter applies it. */
+export interface RouteServer {
+  /** The instance's timestamp, as text: stable for the instance's life. */
+  id: string
+  address: string
+  port: number
+  state: 'ready' | 'drain'
+  /** The instance's `startedAt`, ms since the epoch. */
+  timestamp: number
+}
+
+/** What a proxy should route, as `adapter.apply()` receives it. */
+export interface RouteTableObject {
+  service: string
+  generation: number
+  servers: Array<RouteServer>
+}
 
 /**
  * Every setting the configuration reads, with its environment variable

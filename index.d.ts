@@ -125,7 +125,11 @@ export declare class HandoverStatus extends EventEmitter {
   readonly networkPort: number
   /** Address status messages are sent to. */
   readonly statusBroadcastAddress: string
-  /** Sends `UP` now and every 10 s; idempotent; leaves `DOWN` running (as handover-lib). */
+  /**
+   * Sends `UP` now, at 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3 s, then every 10 s;
+   * idempotent; leaves `DOWN` running (as handover-lib). From now on routers
+   * are heard on the router port (`routerPort`), for `drain()`.
+   */
   startBroadcastingServiceUp(): void
   /**
    * Sends `DOWN` now and every 100 ms; a repeated call restarts that ticker;
@@ -134,10 +138,60 @@ export declare class HandoverStatus extends EventEmitter {
   startBroadcastingServiceDown(): void
   /** Calls `callback` for every status packet heard, our own included. Errors it throws or rejects with are logged. */
   startListening(callback: (message: HandoverStatusMessage) => unknown | Promise<unknown>): void
+  /**
+   * Starts `DOWN` (as `startBroadcastingServiceDown`), then resolves once
+   * every router of this service heard in the last 3 s confirmed that its
+   * proxy sends no new requests here, or after `timeoutMs` (default 10000).
+   * With no router heard, at once. Never rejects for a timeout.
+   */
+  drain(options?: { timeoutMs?: number }): Promise<DrainReport>
   /** Stops the tickers and closes the sockets. */
   close(): void
   stats(): HandoverStats
 
+  on(event: 'error', listener: (error: Error) => void): this
+}
+
+/** How a drain ended, and the routers it heard (generated from the Rust docs). */
+export type { DrainReport, RouterInfo } from './binding'
+import type { DrainReport } from './binding'
+
+/** Route tables, router events and counters (generated from the Rust docs). */
+export type { RouteTableObject as RouteTable, RouteServer, RouterEvent, RouterStats } from './binding'
+import type { RouteTableObject, RouterEvent, RouterStats, HandoverRouterOptions as NativeRouterOptions } from './binding'
+
+/** What a router drives: a proxy's control interface (see adapters/ and docs/ROUTING.md). */
+export interface RouterAdapter {
+  /**
+   * Make the proxy route exactly as `table` says, then confirm it from the
+   * proxy's own state; resolve only then. Called again every `reconcileMs`
+   * with the same table: cheap when the proxy matches, a repair when not.
+   */
+  apply(table: RouteTableObject): Promise<void>
+  close?(): Promise<void>
+  describe?(): string
+}
+
+export interface HandoverRouterOptions extends NativeRouterOptions {
+  /** Where log lines go instead of stdout, as for the other classes. */
+  logger?: HandoverLogger | ((level: string, message: string) => void)
+}
+
+/** Follows the status channel of one service and keeps a proxy in step through an adapter. */
+export declare class HandoverRouter extends EventEmitter {
+  constructor(adapter: RouterAdapter, options?: HandoverRouterOptions)
+  /** The subnets it routes, once started. */
+  subnets: string[]
+  /** 16 hex digits: this router in HELLO, DRAINED and drain reports. */
+  readonly id: string
+  /** Starts following the status channel; apply failures are retried and reported as events. */
+  start(): Promise<this>
+  /** The table last handed to the adapter, or null before the first. */
+  table(): RouteTableObject | null
+  stats(): RouterStats
+  close(): Promise<void>
+  on(event: 'change', listener: (line: string, event: RouterEvent) => void): this
+  on(event: 'applied', listener: (table: RouteTableObject) => void): this
   on(event: 'error', listener: (error: Error) => void): this
 }
 
@@ -149,7 +203,7 @@ import type { PacketDescription } from './binding'
 export declare function describePacket(packet: Buffer | Uint8Array): PacketDescription
 
 /** Encodes a 120-byte status message (v2); throws on values that do not fit. */
-export declare function encodeStatusMessage(timestampMs: number, serviceName: string, addresses: string[], status: string): Buffer
+export declare function encodeStatusMessage(timestampMs: number | Date, serviceName: string, addresses: string[], status: string): Buffer
 
 /** What one channel's settings resolve to, and where each came from (generated from the Rust docs). */
 export type { ChannelSettingsText, ChannelSettings, ChannelSettingOrigins, HandoverSetting } from './binding'

@@ -371,6 +371,35 @@ class HandoverStatus extends Channel {
   _callbackFailed(error) {
     this._native.log('error', `status callback failed: ${errorText(error)}`)
   }
+
+  /**
+   * Starts DOWN (as startBroadcastingServiceDown), then resolves once every
+   * router of this service heard in the last 3 s confirmed that its proxy
+   * sends no new requests here, or after timeoutMs (default 10000). With no
+   * router heard, at once. Resolves with { acknowledged, timedOut, waitedMs }.
+   */
+  drain(options) {
+    const timeoutMs = drainTimeout(options)
+    return new Promise((resolve) => {
+      call(() => this._native.drain(timeoutMs, resolve))
+    })
+  }
+}
+
+const DEFAULT_DRAIN_TIMEOUT_MS = 10_000
+
+function drainTimeout(options) {
+  if (options === undefined || options === null) return DEFAULT_DRAIN_TIMEOUT_MS
+  if (typeof options !== 'object') throw argumentError(`options must be an object; got ${describe(options)}`)
+  const { timeoutMs } = options
+  if (timeoutMs === undefined) return DEFAULT_DRAIN_TIMEOUT_MS
+  if (typeof timeoutMs !== 'number') throw argumentError(`options.timeoutMs must be a number; got ${describe(timeoutMs)}`)
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > 2 ** 31 - 1) {
+    const error = new RangeError(`options.timeoutMs must be between 0 and ${2 ** 31 - 1}; got ${timeoutMs}`)
+    error.code = CODES.OUT_OF_RANGE
+    throw error
+  }
+  return timeoutMs
 }
 
 /** How often a bind refused by a listener that does not share the port is retried. */
@@ -521,7 +550,8 @@ function describePacket(buffer) {
 
 /** Encodes a 120-byte status message (v2); throws TypeError/RangeError on values that do not fit. */
 function encodeStatusMessage(timestamp, serviceName, addresses, status) {
-  return call(() => native.encodeStatusMessage(timestamp, serviceName, addresses, status))
+  const timestampMs = timeValue(timestamp, 'timestamp')
+  return call(() => native.encodeStatusMessage(timestampMs, serviceName, addresses, status))
 }
 
 // One shorthand object literal, so that Node's detector of CommonJS exports
@@ -542,9 +572,20 @@ function settingDescriptions() {
   return native.settingDescriptions()
 }
 
+const HandoverRouter = require('./router.js')({
+  native,
+  call,
+  environment,
+  logSinkFor,
+  argumentError,
+  describe,
+  errorText,
+})
+
 module.exports = {
   HandoverPeer,
   HandoverStatus,
+  HandoverRouter,
   describePacket,
   listenShared,
   SharedListener,

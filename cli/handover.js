@@ -24,7 +24,7 @@ const { parseArgs } = require('./args')
 const { UsageError, EXIT, exitCodeOf } = require('./errors')
 
 const COMMANDS = Object.fromEntries(
-  ['watch', 'announce', 'status', 'decode'].map((name) => [name, require(`./commands/${name}`)]),
+  ['watch', 'announce', 'status', 'decode', 'route'].map((name) => [name, require(`./commands/${name}`)]),
 )
 
 const usage = `Usage: handover <command> [options]
@@ -80,7 +80,7 @@ async function main(argv) {
     process.stdout.write(command.help)
     return EXIT.ok
   }
-  if (command.name !== 'decode' && command.name !== 'status' && positionals.length > 0) {
+  if (!['decode', 'status', 'route'].includes(command.name) && positionals.length > 0) {
     throw new UsageError(
       `${command.name} takes no arguments; got '${positionals.join(' ')}'\nSee: handover ${command.name} --help`,
     )

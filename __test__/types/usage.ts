@@ -9,6 +9,10 @@ import {
   HandoverStatusMessage,
   describePacket,
   encodeStatusMessage,
+  HandoverRouter,
+  RouterAdapter,
+  RouteTable,
+  DrainReport,
 } from '../..'
 
 const startedAt = new Date()
@@ -75,3 +79,19 @@ new HandoverPeer(startedAt, undefined, { networkMode: 'overlay' })
 status.startListening((message: HandoverStatusMessage) => message.timestamp.toFixed())
 
 void [shuttingDown, port, address, same, id, instance, dropped, report, statusPort, statusAddress, sequence]
+
+// The router side: an adapter of one's own, the router, and the drain.
+const adapter: RouterAdapter = {
+  async apply(table: RouteTable) {
+    for (const server of table.servers) void `${server.address}:${server.port} ${server.state}`
+  },
+}
+const router = new HandoverRouter(adapter, { serviceName: 'api', servicePort: 8080, subnets: ['10.0.0.0/24'] })
+router.on('change', (line: string, event) => void [line, event.kind, event.elapsedMs])
+void router.start().then((r) => r.table()?.generation)
+const drained: Promise<DrainReport> = new HandoverStatus(new Date(), 'api', []).drain({ timeoutMs: 5000 })
+void drained.then((report) => report.acknowledged.map((router) => router.name).concat(report.timedOut.map((r) => r.id)))
+// @ts-expect-error an adapter must apply
+new HandoverRouter({}, { serviceName: 'api', servicePort: 8080 })
+// @ts-expect-error subnets are strings
+new HandoverRouter(adapter, { servicePort: 8080, subnets: [10] })

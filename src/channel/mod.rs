@@ -13,6 +13,7 @@
 pub mod endpoint;
 pub mod lifecycle;
 pub mod peer;
+pub mod router;
 pub mod shared_listener;
 pub mod stats;
 pub mod status;

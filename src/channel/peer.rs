@@ -532,6 +532,7 @@ fn extension_fields(identity: &Identity, freshness: Option<Freshness>) -> Extens
         instance: Some(identity.instance),
         boot: identity.boot,
         freshness,
+        name: None,
     }
 }
 

@@ -39,7 +39,8 @@ use crate::protocol::wire::{self, StatusMessage};
 // ---------------------------------------------------------------- helpers
 
 /// Options for a channel on loopback only: host mode on `lo`, a group of its
-/// own (239.192.17.x, x from the port) and the given port.
+/// own (239.192.17.x, x from the port) and the given port; a status
+/// channel's router port is 100 below it (47850–47899).
 fn loopback(port: u16, options: Options) -> Options {
     assert!(
         (47_950..=47_999).contains(&port),
@@ -47,6 +48,7 @@ fn loopback(port: u16, options: Options) -> Options {
     );
     Options {
         port: Some(f64::from(port)),
+        router_port: Some(f64::from(port - 100)),
         address: Some(group(port).to_string()),
         network_mode: Some("host".into()),
         network_interface: Some("lo".into()),
@@ -768,16 +770,19 @@ fn a_second_start_up_changes_nothing() {
     on.start(Announce::Up).unwrap();
     assert_eq!(on.sent(), 1, "UP at once");
 
+    // The quick repeats: 0.1, 0.3, 0.7 s.
     clock_to(1_000);
+    assert_eq!(on.sent(), 4, "UP at 0, 100, 300 and 700 ms");
     on.start(Announce::Up).unwrap();
-    assert_eq!(on.sent(), 1, "no extra UP");
+    assert_eq!(on.sent(), 4, "no extra UP");
     assert_eq!(fake::active_timers(), 1, "no second ticker");
 
-    // Still the first grid: 10 s, 20 s (a second ticker would add 11 s, 21 s).
+    // Still the first grid: 1.5, 3.1, 6.3, 10 and 20 s (a second ticker
+    // would add its own from 1 s on).
     clock_to(10_500);
-    assert_eq!(on.sent(), 2);
+    assert_eq!(on.sent(), 8);
     clock_to(20_500);
-    assert_eq!(on.sent(), 3);
+    assert_eq!(on.sent(), 9);
     on.close();
     fake::run_closes();
 }
@@ -793,17 +798,17 @@ async fn up_and_down_both_run_as_in_handover_lib() {
     on.start(Announce::Down).unwrap();
     assert_eq!(fake::active_timers(), 2, "both tickers run");
 
-    // UP at 0; DOWN at 50, 150, …, 950.
+    // UP at 0, 100, 300, 700 ms; DOWN at 50, 150, …, 950.
     clock_to(1_020);
-    assert_eq!(on.sent(), 11);
-    until("UP and ten DOWN heard", || sink.heard.lock().unwrap().len() == 11).await;
-    assert_eq!((sink.count("UP"), sink.count("DOWN")), (1, 10));
+    assert_eq!(on.sent(), 14);
+    until("four UP and ten DOWN heard", || sink.heard.lock().unwrap().len() == 14).await;
+    assert_eq!((sink.count("UP"), sink.count("DOWN")), (4, 10));
 
-    // UP at 10 s too: DOWN did not stop it. DOWN at 50, …, 9 950 ms.
+    // UP at 1.5, 3.1, 6.3 and 10 s too: DOWN did not stop it. DOWN at 50, …, 9 950 ms.
     clock_to(10_020);
-    assert_eq!(on.sent(), 102);
-    until("102 messages heard", || sink.heard.lock().unwrap().len() == 102).await;
-    assert_eq!((sink.count("UP"), sink.count("DOWN")), (2, 100));
+    assert_eq!(on.sent(), 108);
+    until("108 messages heard", || sink.heard.lock().unwrap().len() == 108).await;
+    assert_eq!((sink.count("UP"), sink.count("DOWN")), (8, 100));
     let message = sink.heard.lock().unwrap()[0].clone();
     assert_eq!(
         message,
@@ -814,15 +819,15 @@ async fn up_and_down_both_run_as_in_handover_lib() {
             status: "UP".into(),
         }
     );
-    assert_eq!(on.status.stats().accepted, 102);
+    assert_eq!(on.status.stats().accepted, 108);
 
     // A second UP while DOWN runs still changes nothing.
     on.start(Announce::Up).unwrap();
-    assert_eq!(on.sent(), 102);
+    assert_eq!(on.sent(), 108);
 
     on.close();
     clock_to(11_000);
-    assert_eq!(on.sent(), 102);
+    assert_eq!(on.sent(), 108);
     assert_eq!(fake::active_timers(), 0, "close() stops both tickers");
     assert!(matches!(on.start(Announce::Up), Err(ChannelError::Closed(_))));
     fake::run_closes();

@@ -20,12 +20,16 @@ use crate::protocol::wire::{
     SERVICE_NAME_MAX, STATUS_ADDRESSES_MAX, STATUS_TEXT_MAX,
 };
 
+mod router;
 mod settings;
 
+pub use router::{RouterConfig, RouterOptions};
 pub use settings::{setting_descriptions, ChannelKind, ChannelSettings, ChannelText};
 
 pub const DEFAULT_SHUTDOWN_PORT: u16 = 1536;
 pub const DEFAULT_STATUS_PORT: u16 = 1537;
+/// Routers' HELLO and DRAINED travel here, beside the status port.
+pub const DEFAULT_ROUTER_PORT: u16 = 1538;
 /// RFC 2365 organization-local scope, as the original uses.
 pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 192, 16, 16);
 pub const DEFAULT_INTERFACE: &str = "supervisor0";
@@ -79,13 +83,16 @@ pub struct Options {
     /// Syslog level name: `emerg alert crit error warning notice info debug`
     /// (`warn`, `err`, `critical`, `fatal` accepted too). Env `LOGLEVEL`; default `info`.
     pub log_level: Option<String>,
+    /// `HandoverStatus`: the port routers say HELLO and DRAINED on (see
+    /// `drain()`). Env `HANDOVER_ROUTER_PORT`; default 1538.
+    pub router_port: Option<f64>,
 }
 
 pub type Environment = HashMap<String, String>;
 
 /// Every environment variable the configuration reads; the JS layer passes
 /// only these, not the whole of `process.env`.
-pub const ENVIRONMENT_VARIABLES: [&str; 12] = [
+pub const ENVIRONMENT_VARIABLES: [&str; 13] = [
     "SHUTDOWN_PORT",
     "SHUTDOWN_BROADCAST_ADDRESS",
     "HANDOVER_STATUS_PORT",
@@ -98,6 +105,7 @@ pub const ENVIRONMENT_VARIABLES: [&str; 12] = [
     "BALENA_SERVICE_NAME",
     "HANDOVER_SECRET",
     "LOGLEVEL",
+    "HANDOVER_ROUTER_PORT",
 ];
 
 /// A bad input, mapped to a JS `TypeError` or `RangeError` at the edge.
@@ -152,6 +160,10 @@ pub struct PeerConfig {
 #[derive(Debug, Clone)]
 pub struct StatusConfig {
     pub channel: Channel,
+    /// Where routers say HELLO and DRAINED: the status group, on this port.
+    pub router_port: u16,
+    /// Status messages are signed with it; routers' messages must be.
+    pub secret: Option<Secret>,
     pub log_level: Level,
 }
 
@@ -201,8 +213,12 @@ impl Source<'_> {
     }
 
     fn port(&self, option: Option<f64>, key: &str, default: u16) -> Result<u16, ConfigError> {
+        self.named_port(option, "options.port", key, default)
+    }
+
+    fn named_port(&self, option: Option<f64>, name: &str, key: &str, default: u16) -> Result<u16, ConfigError> {
         if let Some(value) = option {
-            return integer_in(value, 1, 65535, "options.port").map(|v| v as u16);
+            return integer_in(value, 1, 65535, name).map(|v| v as u16);
         }
         match self.env(key) {
             Some(text) => parse_integer(text, 1, 65535, key).map(|v| v as u16),
@@ -211,8 +227,12 @@ impl Source<'_> {
     }
 
     fn address(&self, option: Option<&str>, key: &str) -> Result<Ipv4Addr, ConfigError> {
+        self.address_named(option, "options.address", key)
+    }
+
+    fn address_named(&self, option: Option<&str>, name: &str, key: &str) -> Result<Ipv4Addr, ConfigError> {
         if let Some(text) = option {
-            return parse_ipv4(text, "options.address");
+            return parse_ipv4(text, name);
         }
         match self.env(key) {
             Some(text) => parse_ipv4(text, key),
@@ -241,6 +261,10 @@ impl Source<'_> {
             .filter(|v| !v.is_empty())
             .or_else(|| self.env(key))
             .map(String::from)
+    }
+
+    fn secret(&self, option: Option<&str>) -> Option<Secret> {
+        self.text(option, "HANDOVER_SECRET").map(Secret::new)
     }
 
     fn log_level(&self, option: Option<&str>) -> Result<Level, ConfigError> {
@@ -385,9 +409,7 @@ impl PeerConfig {
             callback_timeout,
             service,
             service_shortened_from,
-            secret: source
-                .text(options.secret.as_deref(), "HANDOVER_SECRET")
-                .map(Secret::new),
+            secret: source.secret(options.secret.as_deref()),
             log_level: source.log_level(options.log_level.as_deref())?,
         })
     }
@@ -452,6 +474,13 @@ impl StatusConfig {
                 "HANDOVER_STATUS_BROADCAST_ADDRESS",
                 DEFAULT_STATUS_PORT,
             )?,
+            router_port: source.named_port(
+                options.router_port,
+                "options.routerPort",
+                "HANDOVER_ROUTER_PORT",
+                DEFAULT_ROUTER_PORT,
+            )?,
+            secret: source.secret(options.secret.as_deref()),
             log_level: source.log_level(options.log_level.as_deref())?,
         })
     }

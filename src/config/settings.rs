@@ -143,10 +143,17 @@ pub fn setting_descriptions() -> Vec<SettingDescription> {
         ),
         describe(
             "secret",
-            Some(Handover),
+            None,
             "HANDOVER_SECRET",
             None,
-            "shared secret: announcements are signed and checked",
+            "shared secret: announcements and status messages are signed and checked",
+        ),
+        describe(
+            "routerPort",
+            Some(Status),
+            "HANDOVER_ROUTER_PORT",
+            Some(super::DEFAULT_ROUTER_PORT.to_string()),
+            "where routers say HELLO and DRAINED (drain() waits for them)",
         ),
         describe(
             "logLevel",

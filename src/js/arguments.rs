@@ -38,6 +38,7 @@ pub fn options(value: Option<Unknown<'_>>) -> Result<std::result::Result<Options
         service_name: reader.string("serviceName")?,
         secret: reader.string("secret")?,
         log_level: reader.string("logLevel")?,
+        router_port: reader.number("routerPort")?,
     };
     Ok(reader.refused.map_or(Ok(options), Err))
 }

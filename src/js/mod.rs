@@ -22,6 +22,7 @@ mod arguments;
 mod errors;
 mod packet_description;
 mod peer;
+mod router;
 mod shared_listener;
 mod status;
 mod tools;

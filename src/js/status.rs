@@ -14,6 +14,7 @@ use super::arguments;
 use super::errors::{started_at, thrown};
 use super::{log_at, logger, HandoverStats, LogFunction, Registration};
 use crate::channel::status::{Announce, StatusChannel, StatusSink};
+use crate::protocol::drain::KnownRouter;
 use crate::config::{self, StatusConfig};
 use crate::io::log::Logger;
 use crate::protocol::wire::StatusMessage;
@@ -129,6 +130,35 @@ impl NativeStatus {
             .map_err(thrown(&env))
     }
 
+    /// DOWN (as `startDown`), then calls `done` once every router heard
+    /// recently confirmed it, or after `timeout_ms`. Holding `done` keeps
+    /// the process alive meanwhile.
+    #[napi]
+    pub fn drain(
+        &self,
+        env: Env,
+        timeout_ms: f64,
+        #[napi(ts_arg_type = "(report: DrainReport) => void")] done: DrainFunction,
+    ) -> Result<()> {
+        self.start(&env, Announce::Down)?;
+        if let Err(e) = self.channel.listen_for_routers() {
+            self.log
+                .warn(format_args!("cannot hear routers, so the drain waits for none: {e}"));
+        }
+        let channel = self.channel.clone();
+        let timeout = std::time::Duration::from_millis(timeout_ms.max(0.0) as u64);
+        crate::io::runtime::spawn(async move {
+            let outcome = channel.drained(timeout).await;
+            let report = DrainReport {
+                acknowledged: outcome.standing.acknowledged.into_iter().map(router_info).collect(),
+                timed_out: outcome.standing.waiting.into_iter().map(router_info).collect(),
+                waited_ms: outcome.waited.as_secs_f64() * 1000.0,
+            };
+            done.call(report, ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        Ok(())
+    }
+
     #[napi]
     pub fn stats(&self) -> HandoverStats {
         self.channel.stats().into()
@@ -145,6 +175,36 @@ impl NativeStatus {
         log_at(&self.log, &level, &message);
     }
 }
+
+/// A router heard on the router port.
+#[napi(object)]
+pub struct RouterInfo {
+    /// 16 hex digits, random per router.
+    pub id: String,
+    pub name: String,
+    /// The IPv4 address it spoke from.
+    pub address: String,
+}
+
+/// How `drain()` ended.
+#[napi(object)]
+pub struct DrainReport {
+    /// Routers heard recently that confirmed they send no new requests here.
+    pub acknowledged: Vec<RouterInfo>,
+    /// Routers still waited for when the timeout passed.
+    pub timed_out: Vec<RouterInfo>,
+    pub waited_ms: f64,
+}
+
+fn router_info(router: KnownRouter) -> RouterInfo {
+    RouterInfo {
+        id: router.id_hex(),
+        name: router.name,
+        address: router.address.to_string(),
+    }
+}
+
+type DrainFunction = ThreadsafeFunction<DrainReport, Unknown<'static>, DrainReport, Status, false>;
 
 impl NativeStatus {
     fn start(&self, env: &Env, what: Announce) -> Result<()> {

@@ -6,7 +6,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::protocol::wire::{self, Announcement, MAC_LEN};
+use crate::protocol::wire::{self, Announcement, Extension, MAC_LEN};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -72,7 +72,13 @@ impl Verifier {
     }
 
     pub fn check(&mut self, packet: &[u8], announcement: &Announcement<'_>, now_ms: i64) -> Result<(), Refusal> {
-        let ext = announcement.extension.as_ref().ok_or(Refusal::Unsigned)?;
+        self.check_extension(packet, announcement.extension.as_ref(), now_ms)
+    }
+
+    /// The same check for any message that carries our extension (status
+    /// and router messages): `extension` was decoded from `packet`.
+    pub fn check_extension(&mut self, packet: &[u8], extension: Option<&Extension<'_>>, now_ms: i64) -> Result<(), Refusal> {
+        let ext = extension.ok_or(Refusal::Unsigned)?;
         let tag = ext.mac.ok_or(Refusal::Unsigned)?;
         let mut mac = self.secret.mac();
         mac.update(&packet[..ext.signed_len]);

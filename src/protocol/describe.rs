@@ -156,6 +156,7 @@ mod tests {
                     sent_at_ms: 1_700_000_000_001,
                     sequence: u64::MAX,
                 }),
+                name: None,
             },
         );
         wire::append_mac(&mut packet, &[9; MAC_LEN]);

@@ -112,6 +112,7 @@ proptest! {
             instance,
             boot: boot.map(|(boot_id, started_at_us)| BootStamp { boot_id, started_at_us }),
             freshness: freshness.map(|(sent_at_ms, sequence)| Freshness { sent_at_ms, sequence }),
+            name: None,
         };
         let packet = wire::encode_extended(ms, &fields);
         let decoded = wire::decode_announcement(&packet).unwrap();

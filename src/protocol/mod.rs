@@ -6,6 +6,8 @@
 //! - `seniority`: which of two instances is younger;
 //! - `auth`: signatures and the replay guard;
 //! - `describe`: a packet of either channel, explained (for tools);
+//! - `routing`: what a router routes, from the status messages it heard;
+//! - `drain`: the routers an instance heard, and which let it go;
 //! - `schedule`: when announcements and status ticks are due;
 //! - `time_value`: times as JS gives them;
 //! - `level`: syslog severities.
@@ -13,8 +15,10 @@
 //! Uses nothing else of the crate.
 
 pub mod auth;
+pub mod drain;
 pub mod describe;
 pub mod level;
+pub mod routing;
 pub mod schedule;
 pub mod seniority;
 pub mod time_value;

@@ -92,6 +92,7 @@ mod tests {
                 instance: Some(who.instance),
                 boot: who.boot,
                 freshness: None,
+                name: None,
             },
         )
     }

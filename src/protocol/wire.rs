@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 mod limits;
+pub mod router;
 pub use limits::{
     ServiceName, ServiceNameError, ServiceScope, StatusAddresses, StatusAddressesError, StatusLabel, StatusLabelTooLong,
 };
@@ -37,6 +38,8 @@ pub mod field {
     pub const BOOT_CLOCK: u8 = 0x03;
     /// Wall-clock send time in ms (i64 BE) + per-instance sequence (u64 BE).
     pub const FRESHNESS: u8 = 0x04;
+    /// A router's name (UTF-8, 1..=63 bytes), in router messages.
+    pub const NAME: u8 = 0x05;
     /// HMAC-SHA256 over every byte before this field; always the last field.
     pub const MAC: u8 = 0x7f;
 }
@@ -67,6 +70,8 @@ pub enum Malformed {
     BadFieldLength { field: u8, len: usize },
     /// The MAC field is not the last one.
     MacNotLast,
+    /// A router message of a kind this version does not know.
+    UnknownKind { kind: u8 },
 }
 
 impl fmt::Display for Malformed {
@@ -79,6 +84,7 @@ impl fmt::Display for Malformed {
                 write!(f, "extension field 0x{field:02x} has length {len}")
             }
             Malformed::MacNotLast => write!(f, "MAC is not the last extension field"),
+            Malformed::UnknownKind { kind } => write!(f, "unknown router message kind 0x{kind:02x}"),
         }
     }
 }
@@ -113,6 +119,7 @@ pub struct Extension<'a> {
     pub instance: Option<[u8; INSTANCE_ID_LEN]>,
     pub boot: Option<BootStamp>,
     pub freshness: Option<Freshness>,
+    pub name: Option<&'a [u8]>,
     pub mac: Option<&'a [u8; MAC_LEN]>,
     /// Number of leading bytes the MAC covers (everything before the MAC field).
     pub signed_len: usize,
@@ -133,33 +140,43 @@ pub struct ExtensionFields {
     pub instance: Option<[u8; INSTANCE_ID_LEN]>,
     pub boot: Option<BootStamp>,
     pub freshness: Option<Freshness>,
+    /// A router's name (router messages only); at most 63 bytes.
+    pub name: Option<ServiceName>,
 }
 
 /// Encodes an announcement with our extension (without a MAC).
 pub fn encode_extended(started_at_ms: i64, fields: &ExtensionFields) -> Vec<u8> {
     let mut out = Vec::with_capacity(96);
     out.extend_from_slice(&encode_announcement(started_at_ms));
+    push_extension(&mut out, fields);
+    out
+}
+
+/// Appends the magic, the extension version and `fields` (without a MAC).
+fn push_extension(out: &mut Vec<u8>, fields: &ExtensionFields) {
     out.extend_from_slice(&EXTENSION_MAGIC);
     out.push(EXTENSION_VERSION);
     if let Some(service) = &fields.service {
-        push_field(&mut out, field::SERVICE, service.as_bytes());
+        push_field(out, field::SERVICE, service.as_bytes());
     }
     if let Some(instance) = &fields.instance {
-        push_field(&mut out, field::INSTANCE, instance);
+        push_field(out, field::INSTANCE, instance);
     }
     if let Some(boot) = &fields.boot {
         let mut value = [0u8; BOOT_ID_LEN + 8];
         value[..BOOT_ID_LEN].copy_from_slice(&boot.boot_id);
         value[BOOT_ID_LEN..].copy_from_slice(&boot.started_at_us.to_be_bytes());
-        push_field(&mut out, field::BOOT_CLOCK, &value);
+        push_field(out, field::BOOT_CLOCK, &value);
     }
     if let Some(freshness) = &fields.freshness {
         let mut value = [0u8; 16];
         value[..8].copy_from_slice(&freshness.sent_at_ms.to_be_bytes());
         value[8..].copy_from_slice(&freshness.sequence.to_be_bytes());
-        push_field(&mut out, field::FRESHNESS, &value);
+        push_field(out, field::FRESHNESS, &value);
     }
-    out
+    if let Some(name) = &fields.name {
+        push_field(out, field::NAME, name.as_bytes());
+    }
 }
 
 /// Appends a MAC field; `mac` covers every byte already in `packet`.
@@ -188,24 +205,24 @@ pub fn decode_announcement(packet: &[u8]) -> Result<Announcement<'_>, Malformed>
         return Err(Malformed::TooShort { len: packet.len() });
     }
     let started_at_ms = read_i64(&packet[1..9]);
-    let rest = &packet[ANNOUNCEMENT_LEN..];
-    let extension = if rest.len() >= 3 && rest[..2] == EXTENSION_MAGIC {
-        Some(decode_extension(packet)?)
-    } else {
-        None
-    };
     Ok(Announcement {
         started_at_ms,
-        extension,
+        extension: decode_extension_at(packet, ANNOUNCEMENT_LEN)?,
     })
 }
 
-fn decode_extension(packet: &[u8]) -> Result<Extension<'_>, Malformed> {
+/// Our extension when the bytes from `base` on start with the magic;
+/// `None` for anything else there (trailing bytes of another sender).
+pub(crate) fn decode_extension_at(packet: &[u8], base: usize) -> Result<Option<Extension<'_>>, Malformed> {
+    let rest = packet.get(base..).unwrap_or_default();
+    if rest.len() < 3 || rest[..2] != EXTENSION_MAGIC {
+        return Ok(None);
+    }
     let mut ext = Extension {
-        version: packet[ANNOUNCEMENT_LEN + 2],
+        version: packet[base + 2],
         ..Extension::default()
     };
-    let mut at = ANNOUNCEMENT_LEN + 3;
+    let mut at = base + 3;
     while at < packet.len() {
         let kind = packet[at];
         let len = *packet.get(at + 1).ok_or(Malformed::TruncatedField { field: kind })? as usize;
@@ -252,12 +269,18 @@ fn decode_extension(packet: &[u8]) -> Result<Extension<'_>, Malformed> {
                 ext.mac = Some(value.try_into().expect("length checked"));
                 ext.signed_len = at;
             }
+            field::NAME => {
+                if len == 0 || len > SERVICE_NAME_MAX {
+                    return Err(Malformed::BadFieldLength { field: kind, len });
+                }
+                ext.name = Some(value);
+            }
             // Unknown fields come from a later version: skip them.
             _ => {}
         }
         at += 2 + len;
     }
-    Ok(ext)
+    Ok(Some(ext))
 }
 
 fn read_i64(bytes: &[u8]) -> i64 {
@@ -299,6 +322,22 @@ pub fn encode_status(sender: &StatusIdentity, status: &StatusLabel) -> [u8; STAT
     }
     out[STATUS_TEXT_AT..STATUS_TEXT_AT + status.len()].copy_from_slice(status);
     out
+}
+
+/// A status message with our extension after its 120 bytes (an instance
+/// id, and with a secret the freshness the MAC then covers). The original
+/// reads the 120 bytes and never looks further.
+pub fn encode_status_extended(sender: &StatusIdentity, status: &StatusLabel, fields: &ExtensionFields) -> Vec<u8> {
+    let mut out = Vec::with_capacity(STATUS_LEN + 72);
+    out.extend_from_slice(&encode_status(sender, status));
+    push_extension(&mut out, fields);
+    out
+}
+
+/// Our extension after a status message's 120 bytes, when there is one.
+/// `packet` decoded as a status message already.
+pub fn decode_status_extension(packet: &[u8]) -> Result<Option<Extension<'_>>, Malformed> {
+    decode_extension_at(packet, STATUS_LEN)
 }
 
 /// Decodes a status message; bytes past the 120th are ignored.
@@ -391,6 +430,7 @@ mod tests {
                 sent_at_ms: 1_700_000_000_500,
                 sequence: 7,
             }),
+            name: None,
         }
     }
 

@@ -128,3 +128,41 @@ pub(super) fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spil
     }
     Ok(n)
 }
+
+/// The netmask of the interface that holds `address`: `Ok(None)` when no
+/// interface does. Reads the list of interface addresses once.
+pub fn ipv4_netmask(address: Ipv4Addr) -> io::Result<Option<Ipv4Addr>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head we own until freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = None;
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: a non-null entry of the list getifaddrs made, alive until freeifaddrs below.
+        let current = unsafe { &*entry };
+        entry = current.ifa_next;
+        if current.ifa_addr.is_null() || current.ifa_netmask.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is a valid sockaddr; its family says which kind.
+        if i32::from(unsafe { (*current.ifa_addr).sa_family }) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: AF_INET entries hold sockaddr_in for both the address and the netmask.
+        let (own, mask) = unsafe {
+            (
+                *(current.ifa_addr as *const libc::sockaddr_in),
+                *(current.ifa_netmask as *const libc::sockaddr_in),
+            )
+        };
+        if Ipv4Addr::from(u32::from_be(own.sin_addr.s_addr)) == address {
+            found = Some(Ipv4Addr::from(u32::from_be(mask.sin_addr.s_addr)));
+            break;
+        }
+    }
+    // SAFETY: the list came from getifaddrs and is freed once; no reference into it outlives this.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(found)
+}

@@ -74,6 +74,30 @@ mod reactor;
 
 pub use sys::interface_ipv4;
 
+/// The address this host sends from towards `target`, and its interface's
+/// netmask: `connect` on a UDP socket picks the route and sends nothing.
+/// With `address` given, that address and its interface's netmask.
+pub fn local_subnet(address: Option<Ipv4Addr>, target: SocketAddrV4) -> io::Result<(Ipv4Addr, Ipv4Addr)> {
+    let address = match address {
+        Some(address) => address,
+        None => {
+            let probe = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            probe.connect(target)?;
+            match probe.local_addr()? {
+                SocketAddr::V4(local) => *local.ip(),
+                SocketAddr::V6(_) => return Err(io::Error::other("no IPv4 route to the group")),
+            }
+        }
+    };
+    match sys::ipv4_netmask(address)? {
+        Some(netmask) => Ok((address, netmask)),
+        None => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface holds {address}"),
+        )),
+    }
+}
+
 use reactor::{read_batch, register, unregister, Registered};
 use sys::{hear_only_joined_groups, recv_batch, Spill};
 

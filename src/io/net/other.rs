@@ -44,3 +44,16 @@ pub(super) type Spill = PortableSpill;
 pub(super) fn recv_batch(socket: &UdpSocket, batch: &mut Batch, spill: &mut Spill, max: usize) -> io::Result<usize> {
     recv_each(|buffer| socket.recv_from(buffer), batch, spill, max)
 }
+
+/// The netmask of the interface that holds `address`: `Ok(None)` when no
+/// interface does.
+pub fn ipv4_netmask(address: Ipv4Addr) -> io::Result<Option<Ipv4Addr>> {
+    for interface in if_addrs::get_if_addrs()? {
+        if let if_addrs::IfAddr::V4(v4) = &interface.addr {
+            if v4.ip == address {
+                return Ok(Some(v4.netmask));
+            }
+        }
+    }
+    Ok(None)
+}
