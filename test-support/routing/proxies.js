@@ -54,13 +54,12 @@ ${backend}`
 }
 
 function nginxConfig({ dir, listen, servers, routed }) {
+  // Routed: the adapter writes the whole `upstream app { … }` block (and its confirmation server)
+  // into handover.conf; until its first apply, an upstream nginx accepts and that routes nowhere.
   const upstream = routed
-    ? `    include ${path.join(dir, 'upstream.conf')};\n`
-    : servers.map((s) => `    server ${s.address}:${s.port} max_fails=1 fail_timeout=10s;\n`).join('')
-  if (routed) {
-    // The adapter writes the file; until its first apply nothing may be routed, but nginx needs a server line.
-    fs.writeFileSync(path.join(dir, 'upstream.conf'), 'server 127.0.0.1:9 down;\n')
-  }
+    ? `  include ${path.join(dir, 'handover.conf')};\n`
+    : `  upstream app {\n${servers.map((s) => `    server ${s.address}:${s.port} max_fails=1 fail_timeout=10s;\n`).join('')}  }\n`
+  if (routed) fs.writeFileSync(path.join(dir, 'handover.conf'), 'upstream app { server 127.0.0.1:9 down; }\n')
   const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
     .map((t) => `  ${t}_temp_path ${path.join(dir, `${t}_temp`)};\n`)
     .join('')
@@ -71,9 +70,7 @@ daemon off;
 events { worker_connections 4096; }
 http {
   access_log off;
-${temp}  upstream app {
-${upstream}  }
-  server {
+${temp}${upstream}  server {
     listen ${listen};
     location / {
       proxy_pass http://app;
@@ -95,7 +92,7 @@ function caddyConfig({ listen }) {
           web: {
             listen: [listen],
             automatic_https: { disable: true },
-            routes: [{ handle: [{ handler: 'reverse_proxy', upstreams: [] }] }],
+            routes: [{ handle: [{ handler: 'reverse_proxy', '@id': 'handover', upstreams: [{ dial: '127.0.0.1:9' }] }] }],
           },
         },
       },
@@ -123,9 +120,9 @@ function prepare(kind, { dir, address, servers = [], routed }) {
       command: 'nginx',
       args: base,
       adapterOptions: {
-        file: path.join(dir, 'upstream.conf'),
+        file: path.join(dir, 'handover.conf'),
+        upstream: 'app',
         reload: ['nginx', ...base, '-s', 'reload'],
-        pidFile: path.join(dir, 'nginx.pid'),
       },
     }
   }
@@ -137,7 +134,7 @@ function prepare(kind, { dir, address, servers = [], routed }) {
       command: 'caddy',
       args: ['run', '--config', file],
       env: { HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir },
-      adapterOptions: { admin: `http://${CADDY_ADMIN}`, server: 'web' },
+      adapterOptions: { admin: `http://${CADDY_ADMIN}`, id: 'handover' },
     }
   }
   throw new Error(`unknown proxy ${kind}`)

@@ -4,7 +4,9 @@
 // built-in adapter for the proxy (adapters/<kind>.js).
 //
 // argv: kind '<json>' where json = { adapterOptions, routerOptions }
-// stdout, one JSON object per line: { event: 'started' | 'change' | 'error', at, … }
+// stdout, one JSON object per line: { event: 'started' | 'change' | 'error', at, … };
+// a change carries the router's event (kind, address, timestamp, elapsedMs for
+// 'drained': the instance's first DOWN heard → the proxy's confirmation).
 
 const path = require('node:path')
 
@@ -13,20 +15,11 @@ const [kind, json] = process.argv.slice(2)
 const { adapterOptions, routerOptions } = JSON.parse(json)
 const say = (event, details = {}) => process.stdout.write(`${JSON.stringify({ event, at: Date.now(), ...details })}\n`)
 
-/** The adapter class of adapters/<kind>.js, whatever name it is exported under. */
-function adapterClass(kind) {
-  const exported = require(path.join(REPOSITORY, 'adapters', `${kind}.js`))
-  if (typeof exported === 'function') return exported
-  const classes = Object.values(exported).filter((v) => typeof v === 'function' && /Adapter$/.test(v.name))
-  if (classes.length !== 1) throw new Error(`adapters/${kind}.js exports ${Object.keys(exported).join(', ')}: which is the adapter?`)
-  return classes[0]
-}
-
 async function main() {
   const { HandoverRouter } = require(path.join(REPOSITORY, 'index.js'))
-  const Adapter = adapterClass(kind)
-  const router = new HandoverRouter(new Adapter(adapterOptions), { name: kind, ...routerOptions })
-  router.on('change', (line) => say('change', { line }))
+  const { adapterFor } = require(path.join(REPOSITORY, 'adapters', 'index.js'))
+  const router = new HandoverRouter(adapterFor(kind, adapterOptions), { name: kind, logLevel: 'warning', ...routerOptions })
+  router.on('change', (line, event) => say('change', { line, kind: event.kind, address: event.address, timestamp: event.timestamp, elapsedMs: event.elapsedMs }))
   router.on('error', (error) => say('error', { message: error.message, code: error.code }))
   await router.start()
   say('started')

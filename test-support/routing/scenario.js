@@ -69,7 +69,7 @@ async function runScenario({ proxy, mode, handovers = 20, rate = 300, sockets = 
     const proxyProcess = lined(proxy, 'proxy', setup.command, setup.args, { env: { ...process.env, ...setup.env } })
     let router = null
     if (routed) {
-      const routerOptions = { serviceName: SERVICE, servicePort: SERVICE_PORT, subnets: [SUBNET], address: net.proxy.address }
+      const routerOptions = { serviceName: SERVICE, servicePort: SERVICE_PORT, subnets: [SUBNET], interfaceAddress: net.proxy.address }
       const json = JSON.stringify({ adapterOptions: setup.adapterOptions, routerOptions })
       // The proxy must listen (its socket or admin API) before the router's first apply; apply retries anyway.
       await sleep(300)
