@@ -18,7 +18,8 @@
 // waiting for a free connection counts that wait in its latency.
 //
 // A request sent on a reused keep-alive connection that ends without any
-// byte of a response (ECONNRESET, socket hang up) is sent again once, as
+// byte of a response (ECONNRESET, socket hang up) is sent again once, on a
+// new connection, as
 // standard HTTP clients do (RFC 9112 §9.3.1; Node documents the same with
 // `request.reusedSocket`): it counts as `retried` with the second attempt's
 // outcome, never as failed, and the count is reported.
@@ -39,6 +40,8 @@ const timeoutMs = Number(timeoutText || 5000)
 // Free connections are reused most recent first (the Agent's 'lifo'), so a steady load uses a few
 // of them; more open only while answers stall, as a client population would.
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number(socketsText || 512) })
+/** Retries: a connection of their own each (keepAlive off), never one of the pool's. */
+const retryAgent = new http.Agent({ keepAlive: false })
 const now = () => performance.timeOrigin + performance.now()
 const say = (object) => process.stdout.write(`${JSON.stringify(object)}\n`)
 
@@ -47,12 +50,12 @@ const seen = new Set()
 let inFlight = 0
 let stopping = false
 
-/** One attempt: resolves { outcome, backend, retryable }. */
-function attempt() {
+/** One attempt (on a new connection when `fresh`): resolves { outcome, backend, retryable }. */
+function attempt(fresh = false) {
   return new Promise((resolve) => {
     let answered = false
     let wroteAt = null
-    const request = http.get(url, { agent, timeout: timeoutMs }, (response) => {
+    const request = http.get(url, { agent: fresh ? retryAgent : agent, timeout: timeoutMs }, (response) => {
       answered = true
       let body = ''
       response.setEncoding('utf8')
@@ -82,7 +85,9 @@ async function one(sentAt) {
   let retried = 0
   if (result.retryable) {
     retried = 1
-    result = await attempt()
+    // On a new connection, as RFC 9112 §9.3.1 has it: the pool's other idle connections to the
+    // same proxy process may be closing too (an nginx worker that quits closes all of its idle ones).
+    result = await attempt(true)
   }
   const ms = now() - sentAt
   if (result.backend && !seen.has(result.backend)) {
