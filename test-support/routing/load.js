@@ -27,7 +27,8 @@
 // stdout, one JSON object per line:
 //   { event: 'first', backend, at, sentAt, wroteAt }  the first answer from each backend
 //       (wroteAt: when that request was written to its connection)
-//   { event: 'result', records: [[sentAt, ms, outcome, backend, retried, wroteAt], …] }
+//   { event: 'result', records: [[sentAt, ms, outcome, backend, retried, wroteAt, firstAttempt?], …] }
+//       (firstAttempt: for a failed request, how its first attempt failed and on which connection)
 //       once stdin says `stop` (or closes): outcome is 'ok', 'http:<code>' or
 //       'error:<code>'; sentAt is ms since the epoch (fractional).
 
@@ -74,7 +75,7 @@ function attempt(fresh = false) {
       const code = error.code || error.message
       // Closed by the server before any byte of the response, on a connection used before.
       const retryable = request.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')
-      resolve({ outcome: `error:${code}`, backend: null, retryable })
+      resolve({ outcome: `error:${code}`, backend: null, retryable, reused: Boolean(request.reusedSocket) })
     })
   })
 }
@@ -83,6 +84,8 @@ async function one(sentAt) {
   inFlight += 1
   let result = await attempt()
   let retried = 0
+  // How a failure began: the first attempt's outcome, and whether its connection was a reused one.
+  const first = result.outcome === 'ok' ? null : `${result.outcome}${result.reused ? ' (reused connection)' : ' (new connection)'}`
   if (result.retryable) {
     retried = 1
     // On a new connection, as RFC 9112 §9.3.1 has it: the pool's other idle connections to the
@@ -96,7 +99,7 @@ async function one(sentAt) {
   }
   settleCheck(result.outcome, sentAt, ms)
   const wrote = result.wroteAt ? Math.round(result.wroteAt * 10) / 10 : null
-  records.push([Math.round(sentAt * 10) / 10, Math.round(ms * 100) / 100, result.outcome, result.backend, retried, wrote])
+  records.push([Math.round(sentAt * 10) / 10, Math.round(ms * 100) / 100, result.outcome, result.backend, retried, wrote, ...(first && result.outcome !== 'ok' ? [first] : [])])
   inFlight -= 1
 }
 

@@ -222,9 +222,9 @@ function summarize({ proxy, mode, handovers, rate, records, timeline, routerEven
   const failureSamples = records
     .filter((r) => r[2] !== 'ok')
     .slice(0, 30)
-    .map(([sentAt, ms, outcome, , , wroteAt]) => {
+    .map(([sentAt, ms, outcome, , retried, wroteAt, firstAttempt]) => {
       const t = timeline.find((h) => sentAt >= h.spawnAt - 1000 && sentAt <= (h.settledSince ?? h.goneAt + 30_000)) || {}
-      return { outcome, handover: t.to, dueAfterReadyMs: t.readyAt ? Math.round(sentAt - t.readyAt) : null, wroteAfterReadyMs: wroteAt && t.readyAt ? Math.round(wroteAt - t.readyAt) : null, ms: Math.round(ms) }
+      return { outcome, firstAttempt, retried, handover: t.to, dueAfterReadyMs: t.readyAt ? Math.round(sentAt - t.readyAt) : null, wroteAfterReadyMs: wroteAt && t.readyAt ? Math.round(wroteAt - t.readyAt) : null, ms: Math.round(ms) }
     })
   const notNull = (f) => timeline.map(f).filter((v) => v !== null && !Number.isNaN(v))
   return {
