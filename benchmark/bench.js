@@ -21,8 +21,9 @@ const { flood } = require('./suites/flood.js')
 const { idle } = require('./suites/idle.js')
 const { loss } = require('./suites/loss.js')
 const { hostnet } = require('./suites/hostnet.js')
+const { routing } = require('./suites/routing.js')
 
-const SUITES = { footprint, require: requireSuite, latency, flood, idle, loss, hostnet }
+const SUITES = { footprint, require: requireSuite, latency, flood, idle, loss, hostnet, routing }
 const ORIGINAL_VERSION = require('handover-lib/package.json').version
 const NO_NAMESPACES =
   'No private network namespaces (they need root): ours ran pinned to loopback; the original, which always ' +

@@ -4,7 +4,7 @@
 const USAGE = `usage: node benchmark/bench.js [--quick] [--json FILE] [--only SECTION,...]
   --quick        smoke run: every row with tiny counts (well under a minute)
   --json FILE    also write the raw results as JSON to FILE
-  --only LIST    run only these sections: footprint,require,latency,flood,idle,loss,hostnet`
+  --only LIST    run only these sections: footprint,require,latency,flood,idle,loss,hostnet,routing`
 
 function parseArgs(argv) {
   const args = { quick: false, json: null, only: null }
