@@ -34,7 +34,14 @@ describeUnless(problem, `routing under load: ${HANDOVERS} consecutive handovers 
     test(`${proxy}: routed instances, steady load: 0 failed, 0 non-2xx`, async () => {
       // Short steady periods between handovers: the figures are the bench's, not this test's.
       const result = await runScenario({ proxy, mode: 'routed', handovers: HANDOVERS, rate: 300, settle: 50, steadyMs: 200 })
+      // Caddy 2.6 resets a few new connections it accepts while it swaps
+      // its config (every admin API change), before any answer: the client
+      // sends those GETs again, as an idempotent request may be. HAProxy and
+      // nginx reset none, and that is asserted; Caddy's count is reported.
+      const resets = proxy === 'caddy' ? 0 : result.resetNewConnection
+      if (result.resetNewConnection) process.stderr.write(`[routing-load ${proxy}] ${result.resetNewConnection} new connection(s) reset by the proxy before any answer, sent again\n`)
       const summary = {
+        resets,
         failed: result.failed,
         non2xx: result.non2xx,
         outcomes: result.outcomes,
@@ -43,6 +50,7 @@ describeUnless(problem, `routing under load: ${HANDOVERS} consecutive handovers 
         failures: result.failureSamples.slice(0, 5),
       }
       expect(summary).toEqual({
+        resets: 0,
         failed: 0,
         non2xx: 0,
         outcomes: { ok: result.requests },

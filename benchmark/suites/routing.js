@@ -46,6 +46,7 @@ function rows(proxy, routed, against, column) {
     both('failed requests (errors)', '', (r) => r.failed, { target: { below: 1 } }),
     both('non-2xx responses', '', (r) => r.non2xx, { target: { below: 1 } }),
     both('retried once on a reused connection (RFC 9112 §9.3.1), then ok', '', (r) => r.retried, { compare: false }),
+    both('new connections the proxy reset before any answer, GET sent again (RFC 9110 §9.2.2), then ok', '', (r) => r.resetNewConnection, { compare: false }),
     both('latency p50, steady', 'ms', (r) => r.latencySteadyMs.p50),
     both('latency p99, steady', 'ms', (r) => r.latencySteadyMs.p99),
     both('latency p50, during handovers', 'ms', (r) => r.latencyDuringMs.p50),

@@ -72,7 +72,25 @@ if (lib === 'original') {
   status = new HandoverStatus(startedAt, SERVICE, [address], { id: version }, { logLevel })
 }
 
-const closeServer = () => new Promise((resolve) => server.close(resolve))
+// Connections and whether a request is under way on each. Once every router
+// confirmed the drain nothing new comes here, so a connection without a
+// request is ended at close(): a proxy may hold idle connections it will
+// never use again (Caddy dials spare ones, and keeps them after the upstream
+// left its config), which server.close() would otherwise wait for.
+const busy = new Map()
+server.on('connection', (socket) => {
+  busy.set(socket, false)
+  socket.on('close', () => busy.delete(socket))
+})
+server.on('request', (request, response) => {
+  busy.set(request.socket, true)
+  response.on('finish', () => busy.set(request.socket, false))
+})
+const closeServer = () =>
+  new Promise((resolve) => {
+    server.close(resolve)
+    for (const [socket, inUse] of busy) if (!inUse) socket.destroy()
+  })
 
 peer.startListening(async () => {
   handingOver = true

@@ -22,7 +22,12 @@
 // new connection, as
 // standard HTTP clients do (RFC 9112 §9.3.1; Node documents the same with
 // `request.reusedSocket`): it counts as `retried` with the second attempt's
-// outcome, never as failed, and the count is reported.
+// outcome, never as failed, and the count is reported. A new connection
+// the proxy resets before any byte of the answer is sent again once too, as
+// an idempotent GET may be (RFC 9110 §9.2.2; Caddy 2.6 resets a few
+// connections it accepts while it swaps its config): counted apart, as
+// `resetNewConnection` (records' `retried` is 1 for the first kind, 2 for
+// this one), so a report can tell the two.
 //
 // stdout, one JSON object per line:
 //   { event: 'first', backend, at, sentAt, wroteAt }  the first answer from each backend
@@ -73,8 +78,10 @@ function attempt(fresh = false) {
     request.on('error', (error) => {
       if (answered) return
       const code = error.code || error.message
-      // Closed by the server before any byte of the response, on a connection used before.
-      const retryable = request.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')
+      const reset = code === 'ECONNRESET' || code === 'EPIPE'
+      // Closed by the server before any byte of the response, on a connection used before (1),
+      // or on a new one (2).
+      const retryable = reset ? (request.reusedSocket ? 1 : 2) : 0
       resolve({ outcome: `error:${code}`, backend: null, retryable, reused: Boolean(request.reusedSocket) })
     })
   })
@@ -87,7 +94,7 @@ async function one(sentAt) {
   // How a failure began: the first attempt's outcome, and whether its connection was a reused one.
   const first = result.outcome === 'ok' ? null : `${result.outcome}${result.reused ? ' (reused connection)' : ' (new connection)'}`
   if (result.retryable) {
-    retried = 1
+    retried = result.retryable
     // On a new connection, as RFC 9112 §9.3.1 has it: the pool's other idle connections to the
     // same proxy process may be closing too (an nginx worker that quits closes all of its idle ones).
     result = await attempt(true)

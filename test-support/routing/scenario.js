@@ -200,12 +200,14 @@ function summarize({ proxy, mode, handovers, rate, records, timeline, routerEven
   let failed = 0
   let non2xx = 0
   let retried = 0
+  let resetNewConnection = 0
   for (const [, , outcome, , again] of records) {
     outcomes[outcome] = (outcomes[outcome] || 0) + 1
     if (outcome === 'ok') ok += 1
     else if (outcome.startsWith('http:')) non2xx += 1
     else failed += 1
-    retried += again
+    if (again === 1) retried += 1
+    if (again === 2) resetNewConnection += 1
   }
   // A handover runs from v(n+1)'s start until the proxy converged (the first of `settle` ok requests in a row).
   const windows = timeline.map((t) => [t.spawnAt, t.settledSince ?? t.goneAt + 1000])
@@ -237,6 +239,7 @@ function summarize({ proxy, mode, handovers, rate, records, timeline, routerEven
     failed,
     non2xx,
     retried,
+    resetNewConnection,
     outcomes,
     latencySteadyMs: spread(latency.steady),
     latencyDuringMs: spread(latency.during),

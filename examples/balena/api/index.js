@@ -25,6 +25,19 @@ const server = http.createServer((request, response) => {
   response.end(`hello from ${service}, started ${startedAt.toISOString()}\n`)
 })
 
+// Which connections carry a request now: once the routers drained us, the
+// others are ended, since a proxy may keep idle connections to us that it
+// will never use again (and server.close() would wait for them).
+const busy = new Map()
+server.on('connection', (socket) => {
+  busy.set(socket, false)
+  socket.on('close', () => busy.delete(socket))
+})
+server.on('request', (request, response) => {
+  busy.set(request.socket, true)
+  response.on('finish', () => busy.set(request.socket, false))
+})
+
 const peer = new HandoverPeer(startedAt)
 const status = new HandoverStatus(startedAt, service, addresses)
 
@@ -39,7 +52,9 @@ peer.startListening(async () => {
     `drained in ${report.waitedMs} ms; acknowledged: ${names(report.acknowledged)}; timed out: ${names(report.timedOut)}`,
   )
   // No new requests come now: finish the ones in flight, then close.
-  await new Promise((resolve) => server.close(resolve))
+  const closed = new Promise((resolve) => server.close(resolve))
+  for (const [socket, inUse] of busy) if (!inUse) socket.destroy()
+  await closed
 })
 
 server.listen(port, () => {
