@@ -95,10 +95,11 @@ async function routing(ctx) {
       `${NAMES[proxy]} in a private network namespace; each version at an address of its own on one port (10.77.0.2, .3 …, :8080), ` +
         'as containers on a bridge. This process plays balena-supervisor: start v(n+1), wait for v(n)\'s handover-complete file, SIGKILL v(n).',
       'Load: 300 GET/s on schedule over keep-alive connections (bounded at 512: an open load, so stalls show as latency and answers, not as fewer requests); ' +
-        'latency is from when a request was due. A request whose reused connection closed before any byte of the answer is sent again once on a new one, and counted as retried.',
+        'latency is from when a request was due. A request whose reused connection closed before any byte of the answer is sent again once on a new one, and counted as retried; ' +
+        'one whose new connection the proxy reset before any answer is sent again once too (an idempotent GET may be, RFC 9110 §9.2.2) and counted apart: Caddy 2.6 resets a few it accepts while it swaps its config.',
       'Between handovers the run waits until 100 requests in a row were ok within 250 ms (the proxy converged), then 1 s steady. ' +
         '"During handovers": due between v(n+1)\'s start and that convergence.',
-      'ours (routed): HandoverRouter with the built-in adapter; the shutdown callback awaits `status.drain({ timeoutMs: 10000 })`, then `server.close()`. ' +
+      'ours (routed): HandoverRouter with the built-in adapter; the shutdown callback awaits `status.drain({ timeoutMs: 10000 })`, then `server.close()`, and ends the connections that carry no request. ' +
         'DOWN → drain confirmed is the drain report\'s waitedMs. Responses carry `Connection: close` once the callback started.',
     ]
     if (hasBaseline) {
