@@ -95,3 +95,10 @@ void drained.then((report) => report.acknowledged.map((router) => router.name).c
 new HandoverRouter({}, { serviceName: 'api', servicePort: 8080 })
 // @ts-expect-error subnets are strings
 new HandoverRouter(adapter, { servicePort: 8080, subnets: [10] })
+
+// The built-in adapters, typed.
+import { adapterFor, HAProxyAdapter } from '../../adapters'
+const haproxy: HAProxyAdapter = adapterFor('haproxy', { socket: '/run/haproxy/admin.sock', backend: 'app' })
+void new HandoverRouter(haproxy, { serviceName: 'api', servicePort: 8080 })
+// @ts-expect-error Caddy takes no socket
+adapterFor('caddy', { socket: '/x' })
