@@ -20,6 +20,8 @@ const { LineProcess } = require('../line-process.js')
 const { routingNetwork, SUBNET } = require('./topology.js')
 const { prepare, LISTEN_PORT } = require('./proxies.js')
 
+// The checkout, as instances in their own mount namespace must find it.
+const REPO = fs.realpathSync(path.join(__dirname, '..', '..'))
 const INSTANCE = path.join(__dirname, 'instance.js')
 const LOAD = path.join(__dirname, 'load.js')
 const ROUTER = path.join(__dirname, 'router.js')
@@ -86,9 +88,17 @@ async function runScenario({ proxy, mode, handovers = 20, rate = 300, sockets = 
       const argv = [INSTANCE, version, slot.address, String(SERVICE_PORT), '--lib', lib, ...(routed ? ['--routed'] : [])]
       // A private mount namespace whose /tmp/balena is this instance's own folder, as balenaOS
       // bind-mounts one per container: handover-lib always writes /tmp/balena/handover-complete.
-      const script =
-        'mount --bind "$0" /mnt && mount -t tmpfs tmpfs /tmp && mkdir /tmp/balena && mount --move /mnt /tmp/balena && exec "$@"'
-      const child = lined(version, slot.role, 'unshare', ['--mount', 'sh', '-c', script, complete, process.execPath, ...argv], {
+      // /tmp is a tmpfs of its own there (nothing is made on the host's), so a checkout that
+      // lives under /tmp (a CI clone) is carried into it at the same path.
+      const script = [
+        'complete="$0"; repo="$1"; shift',
+        'mount -t tmpfs tmpfs /mnt && mkdir /mnt/complete /mnt/repo',
+        'mount --bind "$complete" /mnt/complete && mount --bind "$repo" /mnt/repo',
+        'mount -t tmpfs tmpfs /tmp && mkdir /tmp/balena && mount --move /mnt/complete /tmp/balena',
+        'case "$repo" in /tmp/*) mkdir -p "$repo" && mount --move /mnt/repo "$repo" ;; *) umount /mnt/repo ;; esac',
+        'exec "$@"',
+      ].join(' && ')
+      const child = lined(version, slot.role, 'unshare', ['--mount', 'sh', '-c', script, complete, REPO, process.execPath, ...argv], {
         env: {
           ...process.env,
           BALENA_SERVICE_NAME: SERVICE,
