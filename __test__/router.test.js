@@ -74,7 +74,9 @@ async function router(adapter, p, extra = {}) {
     interfaceAddress: '127.0.0.1',
     subnets: ['127.0.0.0/8'],
     name: 'edge',
-    upPeriodMs: 500,
+    // Three periods outlast the longest gap of UP's schedule before 10 s (6.3 → 10 s): no instance of a test
+    // is taken for gone while it runs.
+    upPeriodMs: 1300,
     logLevel: 'error',
     ...extra,
   })
