@@ -35,6 +35,15 @@ pub trait ChannelState: Default + Send + 'static {
     fn close(&mut self);
 }
 
+/// For an endpoint that runs nothing besides its listener (a router's
+/// sockets, a status channel's router port).
+#[derive(Default)]
+pub struct NoState;
+
+impl ChannelState for NoState {
+    fn close(&mut self) {}
+}
+
 /// The state behind the endpoint's lock.
 pub struct Shared<S> {
     pub closed: bool,

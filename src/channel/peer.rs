@@ -31,7 +31,6 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::net::{SocketAddrV4, UdpSocket};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -45,7 +44,7 @@ use crate::io::complete;
 use crate::io::log::{Level, Logger};
 use crate::io::net::{Drain, Interface, NextRead, Packet};
 use crate::io::uv::{Readiness, Then, Watch};
-use crate::protocol::auth::{Refusal, Verifier, DEFAULT_REPLAY_WINDOW_MS};
+use crate::protocol::auth::{Refusal, Signer, Verifier, DEFAULT_REPLAY_WINDOW_MS};
 use crate::protocol::schedule;
 use crate::protocol::seniority::{judge, Identity, Verdict};
 use crate::protocol::wire::{self, ExtensionFields, Freshness};
@@ -119,7 +118,8 @@ struct Core {
     endpoint: Endpoint<PeerState>,
     config: PeerConfig,
     identity: Identity,
-    sequence: AtomicU64,
+    /// With a secret: what signs each announcement.
+    signer: Option<Signer>,
     /// Every unsigned announcement is the same bytes: made once.
     unsigned_announcement: Vec<u8>,
     /// The original's "ticker started" line, made once: it is logged on the
@@ -218,9 +218,9 @@ impl Peer {
         Peer {
             core: Arc::new(Core {
                 endpoint,
+                signer: config.secret.clone().map(Signer::new),
                 config,
                 identity,
-                sequence: AtomicU64::new(0),
                 unsigned_announcement,
                 ticker_started,
                 ended: EnvironmentEnded::new(),
@@ -427,18 +427,15 @@ impl Core {
     /// every time, made once with the peer; with one, each carries a fresh
     /// time and sequence (replay protection) and is signed.
     fn announcement(&self) -> Cow<'_, [u8]> {
-        let Some(secret) = &self.config.secret else {
+        let Some(signer) = &self.signer else {
             return Cow::Borrowed(&self.unsigned_announcement);
         };
-        let freshness = Freshness {
-            sent_at_ms: clock::wall_now_ms(),
-            sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
-        };
+        let freshness = signer.next_freshness(clock::wall_now_ms());
         let mut packet = wire::encode_extended(
             self.identity.started_at_ms,
             &extension_fields(&self.identity, Some(freshness)),
         );
-        secret.sign(&mut packet);
+        signer.sign(&mut packet);
         Cow::Owned(packet)
     }
 

@@ -16,18 +16,18 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::channel::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
+use crate::channel::endpoint::{Endpoint, MalformedLog, NoState, Role};
 use crate::channel::lifecycle::{Closable, CloseHandle};
 use crate::channel::ChannelError;
 use crate::config::{Channel, RouterConfig};
 use crate::io::clock;
 use crate::io::log::Logger;
 use crate::io::net::{self, Receiver};
-use crate::protocol::auth::{Verifier, DEFAULT_REPLAY_WINDOW_MS};
+use crate::protocol::auth::{Signer, Verifier, DEFAULT_REPLAY_WINDOW_MS};
 use crate::protocol::drain::HELLO_PERIOD_MS;
 use crate::protocol::routing::{Gone, Heard, Ignored, RouteTable, Router as Table, Rules, Subnet};
 use crate::protocol::wire::router::{encode_router, RouterSays};
-use crate::protocol::wire::{self, Freshness, INSTANCE_ID_LEN};
+use crate::protocol::wire::{self, INSTANCE_ID_LEN};
 
 /// Where the router's news goes (JS, in the addon).
 pub trait RouterSink: Send + Sync + 'static {
@@ -77,13 +77,6 @@ pub struct RouterCounts {
 enum Command {
     Applied(u64),
     Failed(u64, String),
-}
-
-#[derive(Default)]
-struct NoState;
-
-impl ChannelState for NoState {
-    fn close(&mut self) {}
 }
 
 #[derive(Clone)]
@@ -157,8 +150,11 @@ impl RouterChannel {
             Some(subnets) => subnets.clone(),
             None => {
                 let group = SocketAddrV4::new(core.config.status.target, core.config.status.port);
-                let (address, netmask) = net::local_subnet(core.status.interface.address, group)
-                    .map_err(|e| ChannelError::Io(format!("cannot find the listening interface's subnet (set subnets): {e}")))?;
+                let (address, netmask) = net::local_subnet(core.status.interface.address, group).map_err(|e| {
+                    ChannelError::Io(format!(
+                        "cannot find the listening interface's subnet (set subnets): {e}"
+                    ))
+                })?;
                 vec![Subnet::of_interface(address, netmask)]
             }
         };
@@ -240,12 +236,14 @@ struct Task {
     draining: BTreeMap<i64, Instant>,
     /// Instances refused for their addresses, said once each.
     refused_said: Vec<i64>,
-    sequence: u64,
+    /// With a secret: what signs HELLO and DRAINED.
+    signer: Option<Signer>,
 }
 
 impl Task {
     fn new(core: Arc<Core>, rules: Rules, sink: Arc<dyn RouterSink>, inbox: mpsc::UnboundedReceiver<Command>) -> Self {
         Task {
+            signer: core.config.secret.clone().map(Signer::new),
             verifier: core
                 .config
                 .secret
@@ -264,7 +262,6 @@ impl Task {
             failing: None,
             draining: BTreeMap::new(),
             refused_said: Vec::new(),
-            sequence: 0,
         }
     }
 
@@ -278,9 +275,8 @@ impl Task {
             tokio::select! {
                 batch = receiver.next_batch() => match batch {
                     Ok(packets) => {
-                        let packets: Vec<(Vec<u8>, SocketAddrV4)> = packets.map(|p| (p.bytes.to_vec(), p.from)).collect();
-                        for (bytes, from) in packets {
-                            self.heard(&bytes, from);
+                        for packet in packets {
+                            self.heard(packet.bytes, packet.from);
                         }
                     }
                     Err(e) => self.core.status.after_socket_error(e).await,
@@ -318,8 +314,12 @@ impl Task {
                 .and_then(|ext| verifier.check_extension(bytes, ext.as_ref(), clock::wall_now_ms()));
             if let Err(refusal) = checked {
                 self.count(|c| c.refused += 1);
-                self.malformed_log
-                    .dropped(log, "status message", from, format_args!("{refusal:?} under HANDOVER_SECRET"));
+                self.malformed_log.dropped(
+                    log,
+                    "status message",
+                    from,
+                    format_args!("{refusal:?} under HANDOVER_SECRET"),
+                );
                 return;
             }
         }
@@ -329,7 +329,10 @@ impl Task {
             Heard::Routable { address, .. } => {
                 let mut change = Change::new(
                     "routable",
-                    format!("instance {timestamp_ms} of {} at {address}: routable", message.service_name),
+                    format!(
+                        "instance {timestamp_ms} of {} at {address}: routable",
+                        message.service_name
+                    ),
                 );
                 change.timestamp_ms = Some(timestamp_ms);
                 change.address = Some(address);
@@ -398,16 +401,10 @@ impl Task {
 
     fn say(&mut self, says: RouterSays) {
         let config = &self.core.config;
-        let freshness = config.secret.as_ref().map(|_| {
-            self.sequence += 1;
-            Freshness {
-                sent_at_ms: clock::wall_now_ms(),
-                sequence: self.sequence,
-            }
-        });
+        let freshness = self.signer.as_ref().map(|s| s.next_freshness(clock::wall_now_ms()));
         let mut packet = encode_router(says, self.core.id, &config.service, Some(&config.name), freshness);
-        if let Some(secret) = &config.secret {
-            secret.sign(&mut packet);
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut packet);
         }
         let routers = &self.core.routers;
         let sent = routers.send_scheduled(
@@ -455,7 +452,6 @@ impl Task {
                         format!("proxy confirmed the table again (after: {failure})"),
                     ));
                 }
-                self.publish_table();
                 let confirmed: Vec<(i64, Instant)> = self
                     .draining
                     .iter()
@@ -493,10 +489,6 @@ impl Task {
         }
     }
 
-    fn publish_table(&self) {
-        self.core.view.lock().expect("view").table = Some(self.table.table());
-    }
-
     /// Until one UP period (and a HELLO) passed, a table without a ready
     /// server may only mean the router has not heard the instances yet:
     /// applying it would empty a proxy that serves.
@@ -509,13 +501,8 @@ impl Task {
         if self.in_flight.is_some() {
             return None;
         }
-        let table = self.table.table();
-        let changed = self.table.applied_generation() != Some(table.generation);
-        let has_ready = table
-            .servers
-            .iter()
-            .any(|s| s.state == crate::protocol::routing::ServerState::Ready);
-        if !has_ready && self.warming_up() && self.table.applied_generation().is_none() {
+        let changed = self.table.applied_generation() != Some(self.table.generation());
+        if !self.table.has_ready() && self.warming_up() && self.table.applied_generation().is_none() {
             return Some(self.started + self.core.config.up_period + Duration::from_millis(HELLO_PERIOD_MS as u64));
         }
         let due = match (changed, self.last_apply) {
@@ -537,7 +524,8 @@ impl Task {
         self.in_flight = Some(table.generation);
         self.last_apply = Some(Instant::now());
         self.retry_at = None;
-        self.publish_table();
+        // What `table()` shows: the table last handed to the adapter.
+        self.core.view.lock().expect("view").table = Some(table.clone());
         self.sink.apply(table);
     }
 }

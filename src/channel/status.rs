@@ -9,13 +9,12 @@
 
 use std::borrow::Cow;
 use std::net::{SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::channel::endpoint::{ChannelState, Endpoint, MalformedLog, Role};
+use crate::channel::endpoint::{ChannelState, Endpoint, MalformedLog, NoState, Role};
 use crate::channel::lifecycle::{Closable, CloseHandle, HostLoop, Slot};
 use crate::channel::stats::{Outcome, Snapshot, Tally};
 use crate::channel::ChannelError;
@@ -23,13 +22,11 @@ use crate::config::StatusConfig;
 use crate::io::clock;
 use crate::io::log::Logger;
 use crate::io::net::Receiver;
-use crate::protocol::auth::{Secret, Verifier, DEFAULT_REPLAY_WINDOW_MS};
+use crate::protocol::auth::{Signer, Verifier, DEFAULT_REPLAY_WINDOW_MS};
 use crate::protocol::drain::{RoutersHeard, Standing};
 use crate::protocol::schedule;
 use crate::protocol::wire::router::decode_router;
-use crate::protocol::wire::{
-    self, ExtensionFields, Freshness, StatusIdentity, StatusLabel, StatusMessage, INSTANCE_ID_LEN,
-};
+use crate::protocol::wire::{self, ExtensionFields, StatusIdentity, StatusLabel, StatusMessage, INSTANCE_ID_LEN};
 
 pub const UP_PERIOD: Duration = Duration::from_secs(10);
 pub const DOWN_PERIOD: Duration = Duration::from_millis(100);
@@ -53,7 +50,7 @@ struct Core {
     down: Vec<u8>,
     signing: Option<Signing>,
     /// The router port: HELLO and DRAINED are heard there.
-    routers: Endpoint<NoTickers>,
+    routers: Endpoint<NoState>,
     heard: Mutex<RoutersHeard>,
     /// Woken whenever a router message of our service was heard.
     router_news: Notify,
@@ -65,18 +62,11 @@ struct Core {
 /// How long a drain that began listening itself waits for a first HELLO.
 const FIRST_HELLO_WAIT: Duration = Duration::from_millis(crate::protocol::drain::HELLO_PERIOD_MS as u64 + 100);
 
-/// With a secret, each status message carries a fresh time and sequence and is signed.
+/// With a secret, each status message carries the sender's id, a fresh
+/// time and sequence, and is signed.
 struct Signing {
-    secret: Secret,
+    signer: Signer,
     instance: [u8; INSTANCE_ID_LEN],
-    sequence: AtomicU64,
-}
-
-#[derive(Default)]
-struct NoTickers;
-
-impl ChannelState for NoTickers {
-    fn close(&mut self) {}
 }
 
 /// How a drain ended.
@@ -150,9 +140,8 @@ impl StatusChannel {
                     .clone()
                     .map(|s| Mutex::new(Verifier::new(s, DEFAULT_REPLAY_WINDOW_MS))),
                 signing: config.secret.map(|secret| Signing {
-                    secret,
+                    signer: Signer::new(secret),
                     instance: clock::random_instance_id(),
-                    sequence: AtomicU64::new(0),
                 }),
                 routers: Endpoint::new(router_role, router_channel, log),
                 router_news: Notify::new(),
@@ -176,10 +165,9 @@ impl StatusChannel {
             // Routers are heard from before the first UP, which they answer
             // with a HELLO: a drain then knows whom to wait for.
             if let Err(e) = self.listen_for_routers() {
-                self.core
-                    .endpoint
-                    .log
-                    .warn(format_args!("cannot hear routers, so drain() will not wait for them: {e}"));
+                self.core.endpoint.log.warn(format_args!(
+                    "cannot hear routers, so drain() will not wait for them: {e}"
+                ));
             }
         }
         if !self.start(what)? {
@@ -237,7 +225,10 @@ impl StatusChannel {
         if since.is_some() {
             return Ok(());
         }
-        routers.start_listening(&mut shared, move |receiver| async move { core.hear_routers(receiver).await })?;
+        routers.start_listening(
+            &mut shared,
+            move |receiver| async move { core.hear_routers(receiver).await },
+        )?;
         *since = Some(tokio::time::Instant::now());
         Ok(())
     }
@@ -327,14 +318,11 @@ impl Core {
         };
         let fields = ExtensionFields {
             instance: Some(signing.instance),
-            freshness: Some(Freshness {
-                sent_at_ms: clock::wall_now_ms(),
-                sequence: signing.sequence.fetch_add(1, Ordering::Relaxed) + 1,
-            }),
+            freshness: Some(signing.signer.next_freshness(clock::wall_now_ms())),
             ..ExtensionFields::default()
         };
         let mut packet = wire::encode_status_extended(&self.identity, &what.label(), &fields);
-        signing.secret.sign(&mut packet);
+        signing.signer.sign(&mut packet);
         Cow::Owned(packet)
     }
 
@@ -364,7 +352,12 @@ impl Core {
                         clock::wall_now_ms(),
                     );
                     if let Err(refusal) = checked {
-                        malformed_log.dropped(&self.routers.log, "router packet", packet.from, format_args!("{refusal:?}"));
+                        malformed_log.dropped(
+                            &self.routers.log,
+                            "router packet",
+                            packet.from,
+                            format_args!("{refusal:?}"),
+                        );
                         continue;
                     }
                 }

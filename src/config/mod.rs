@@ -264,7 +264,12 @@ impl Source<'_> {
     }
 
     fn router_port(&self, option: Option<f64>) -> Result<u16, ConfigError> {
-        self.named_port(option, "options.routerPort", "HANDOVER_ROUTER_PORT", DEFAULT_ROUTER_PORT)
+        self.named_port(
+            option,
+            "options.routerPort",
+            "HANDOVER_ROUTER_PORT",
+            DEFAULT_ROUTER_PORT,
+        )
     }
 
     fn secret(&self, option: Option<&str>) -> Option<Secret> {

@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::{nul_in, parse_ipv4, ConfigError, Environment, Source, Channel, NetworkMode, DEFAULT_STATUS_PORT};
+use super::{nul_in, parse_ipv4, Channel, ConfigError, Environment, NetworkMode, Source, DEFAULT_STATUS_PORT};
 use crate::protocol::auth::Secret;
 use crate::protocol::level::Level;
 use crate::protocol::routing::Subnet;
@@ -65,9 +65,7 @@ impl RouterConfig {
         let source = Source { env };
         let service = source
             .text(options.service_name.as_deref(), "BALENA_SERVICE_NAME")
-            .ok_or_else(|| {
-                ConfigError::Type("options.serviceName is required (or set BALENA_SERVICE_NAME)".into())
-            })?;
+            .ok_or_else(|| ConfigError::Type("options.serviceName is required (or set BALENA_SERVICE_NAME)".into()))?;
         let service = ServiceName::new(&service).map_err(|e| name_error("options.serviceName", &service, e))?;
         let service_port = match options.service_port {
             Some(port) => super::integer_in(port, 1, 65535, "options.servicePort")? as u16,
@@ -80,16 +78,24 @@ impl RouterConfig {
         let subnets = match &options.subnets {
             None => None,
             Some(list) if list.is_empty() => {
-                return Err(ConfigError::Range("options.subnets must name at least one subnet".into()))
+                return Err(ConfigError::Range(
+                    "options.subnets must name at least one subnet".into(),
+                ))
             }
             Some(list) => Some(
                 list.iter()
-                    .map(|text| text.parse::<Subnet>().map_err(|e| ConfigError::Range(format!("options.subnets: {e}"))))
+                    .map(|text| {
+                        text.parse::<Subnet>()
+                            .map_err(|e| ConfigError::Range(format!("options.subnets: {e}")))
+                    })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
         let (mode, interface) = match options.interface_address.as_deref().filter(|a| !a.is_empty()) {
-            Some(text) => (NetworkMode::Host, parse_ipv4(text, "options.interfaceAddress")?.to_string()),
+            Some(text) => (
+                NetworkMode::Host,
+                parse_ipv4(text, "options.interfaceAddress")?.to_string(),
+            ),
             None => (NetworkMode::Bridge, Ipv4Addr::UNSPECIFIED.to_string()),
         };
         let status = Channel {
@@ -202,22 +208,31 @@ mod tests {
     #[test]
     fn clear_errors() {
         let missing = RouterOptions::default();
-        assert!(matches!(RouterConfig::resolve(&missing, &env(&[]), "h"), Err(ConfigError::Type(m)) if m.contains("serviceName")));
+        assert!(
+            matches!(RouterConfig::resolve(&missing, &env(&[]), "h"), Err(ConfigError::Type(m)) if m.contains("serviceName"))
+        );
         let no_port = RouterOptions {
             service_port: None,
             ..options()
         };
-        assert!(matches!(RouterConfig::resolve(&no_port, &env(&[]), "h"), Err(ConfigError::Type(m)) if m.contains("servicePort")));
+        assert!(
+            matches!(RouterConfig::resolve(&no_port, &env(&[]), "h"), Err(ConfigError::Type(m)) if m.contains("servicePort"))
+        );
         let bad_subnet = RouterOptions {
             subnets: Some(vec!["10.0.0.0/40".into()]),
             ..options()
         };
-        assert!(matches!(RouterConfig::resolve(&bad_subnet, &env(&[]), "h"), Err(ConfigError::Range(m)) if m.contains("subnets")));
+        assert!(
+            matches!(RouterConfig::resolve(&bad_subnet, &env(&[]), "h"), Err(ConfigError::Range(m)) if m.contains("subnets"))
+        );
         let nul = RouterOptions {
             name: Some("a\0".into()),
             ..options()
         };
-        assert!(matches!(RouterConfig::resolve(&nul, &env(&[]), "h"), Err(ConfigError::Value(_))));
+        assert!(matches!(
+            RouterConfig::resolve(&nul, &env(&[]), "h"),
+            Err(ConfigError::Value(_))
+        ));
         let address = RouterOptions {
             interface_address: Some("10.77.0.1".into()),
             subnets: Some(vec!["10.77.0.0/24".into()]),

@@ -72,14 +72,6 @@ struct JsRouterSink {
 }
 
 impl JsRouterSink {
-    fn table_object(&self, table: RouteTable) -> RouteTableObject {
-        ShapeOnly {
-            service: &self.service,
-            port: self.port,
-        }
-        .table(table)
-    }
-
     fn send(&self, event: RouterEvent) {
         // Unbounded queue: a change is never dropped.
         self.events.call(event, ThreadsafeFunctionCallMode::NonBlocking);
@@ -88,7 +80,7 @@ impl JsRouterSink {
 
 impl RouterSink for JsRouterSink {
     fn apply(&self, table: RouteTable) {
-        let table = self.table_object(table);
+        let table = table_object(table, &self.service, self.port);
         self.send(RouterEvent {
             kind: "apply".into(),
             table: Some(table),
@@ -183,12 +175,7 @@ impl NativeRouter {
 
     #[napi]
     pub fn table(&self) -> Option<RouteTableObject> {
-        let table = self.channel.table()?;
-        let shaper = ShapeOnly {
-            service: &self.service,
-            port: self.port,
-        };
-        Some(shaper.table(table))
+        Some(table_object(self.channel.table()?, &self.service, self.port))
     }
 
     #[napi(getter)]
@@ -224,23 +211,12 @@ impl NativeRouter {
     }
 }
 
-/// Shapes a table for JS without a sink (for `table()`).
-struct ShapeOnly<'a> {
-    service: &'a str,
-    port: u16,
-}
-
-impl ShapeOnly<'_> {
-    fn table(&self, table: RouteTable) -> RouteTableObject {
-        RouteTableObject {
-            service: self.service.to_string(),
-            generation: table.generation as f64,
-            servers: table
-                .servers
-                .into_iter()
-                .map(|s| server_object(s, self.port))
-                .collect(),
-        }
+/// A route table as JS sees it: every server on the service's port.
+fn table_object(table: RouteTable, service: &str, port: u16) -> RouteTableObject {
+    RouteTableObject {
+        service: service.to_string(),
+        generation: table.generation as f64,
+        servers: table.servers.into_iter().map(|s| server_object(s, port)).collect(),
     }
 }
 

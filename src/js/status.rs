@@ -14,9 +14,9 @@ use super::arguments;
 use super::errors::{started_at, thrown};
 use super::{log_at, logger, HandoverStats, LogFunction, Registration};
 use crate::channel::status::{Announce, StatusChannel, StatusSink};
-use crate::protocol::drain::KnownRouter;
 use crate::config::{self, StatusConfig};
 use crate::io::log::Logger;
+use crate::protocol::drain::KnownRouter;
 use crate::protocol::wire::StatusMessage;
 
 /// Bounded: a flood of valid status packets is dropped here rather than

@@ -6,7 +6,9 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::protocol::wire::{self, Announcement, Extension, MAC_LEN};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::protocol::wire::{self, Announcement, Extension, Freshness, MAC_LEN};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -40,6 +42,36 @@ impl Secret {
         mac.update(packet);
         let tag: [u8; MAC_LEN] = mac.finalize().into_bytes().into();
         wire::append_mac(packet, &tag);
+    }
+}
+
+/// Signs what one sender sends (announcements, status or router messages):
+/// each message carries its send time and the next of the sender's
+/// sequence numbers, from 1, which receivers' replay guards check.
+#[derive(Debug)]
+pub struct Signer {
+    secret: Secret,
+    sequence: AtomicU64,
+}
+
+impl Signer {
+    pub fn new(secret: Secret) -> Self {
+        Signer {
+            secret,
+            sequence: AtomicU64::new(0),
+        }
+    }
+
+    /// The freshness field of the next message, sent at `now_ms`.
+    pub fn next_freshness(&self, now_ms: i64) -> Freshness {
+        Freshness {
+            sent_at_ms: now_ms,
+            sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+
+    pub fn sign(&self, packet: &mut Vec<u8>) {
+        self.secret.sign(packet);
     }
 }
 
@@ -77,7 +109,12 @@ impl Verifier {
 
     /// The same check for any message that carries our extension (status
     /// and router messages): `extension` was decoded from `packet`.
-    pub fn check_extension(&mut self, packet: &[u8], extension: Option<&Extension<'_>>, now_ms: i64) -> Result<(), Refusal> {
+    pub fn check_extension(
+        &mut self,
+        packet: &[u8],
+        extension: Option<&Extension<'_>>,
+        now_ms: i64,
+    ) -> Result<(), Refusal> {
         let ext = extension.ok_or(Refusal::Unsigned)?;
         let tag = ext.mac.ok_or(Refusal::Unsigned)?;
         let mut mac = self.secret.mac();
@@ -137,6 +174,34 @@ mod tests {
         assert_eq!(check(&mut v, &signed(&secret, 1, 10_100, 2), 10_100), Ok(()));
         // Another instance has its own sequence.
         assert_eq!(check(&mut v, &signed(&secret, 2, 10_100, 1), 10_100), Ok(()));
+    }
+
+    #[test]
+    fn a_signer_numbers_its_messages_from_one_and_they_verify_once() {
+        let secret = Secret::new("k");
+        let signer = Signer::new(secret.clone());
+        let mut v = Verifier::new(secret, 30_000);
+        for expected in 1..=3 {
+            let freshness = signer.next_freshness(5_000);
+            assert_eq!(
+                freshness,
+                Freshness {
+                    sent_at_ms: 5_000,
+                    sequence: expected
+                }
+            );
+            let mut packet = encode_extended(
+                1000,
+                &ExtensionFields {
+                    instance: Some([9; 8]),
+                    freshness: Some(freshness),
+                    ..Default::default()
+                },
+            );
+            signer.sign(&mut packet);
+            assert_eq!(check(&mut v, &packet, 5_000), Ok(()));
+            assert_eq!(check(&mut v, &packet, 5_000), Err(Refusal::Replayed));
+        }
     }
 
     #[test]

@@ -145,15 +145,27 @@ mod tests {
         assert!(!hear(&mut heard, &packet(RouterSays::Hello, 3, "worker"), 0));
         assert_eq!(heard.standing(10).waiting.len(), 2);
         // A DRAINED for another instance does not count.
-        hear(&mut heard, &packet(RouterSays::Drained { timestamp_ms: 41 }, 1, "api"), 20);
+        hear(
+            &mut heard,
+            &packet(RouterSays::Drained { timestamp_ms: 41 }, 1, "api"),
+            20,
+        );
         assert_eq!(heard.standing(20).acknowledged.len(), 0);
-        hear(&mut heard, &packet(RouterSays::Drained { timestamp_ms: 42 }, 1, "api"), 30);
+        hear(
+            &mut heard,
+            &packet(RouterSays::Drained { timestamp_ms: 42 }, 1, "api"),
+            30,
+        );
         let standing = heard.standing(30);
         assert_eq!(standing.acknowledged.len(), 1);
         assert_eq!(standing.acknowledged[0].name, "r1");
         assert_eq!(standing.acknowledged[0].id_hex(), "0101010101010101");
         assert_eq!(standing.waiting.len(), 1);
-        hear(&mut heard, &packet(RouterSays::Drained { timestamp_ms: 42 }, 2, "api"), 40);
+        hear(
+            &mut heard,
+            &packet(RouterSays::Drained { timestamp_ms: 42 }, 2, "api"),
+            40,
+        );
         assert!(heard.standing(40).waiting.is_empty());
     }
 

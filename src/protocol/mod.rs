@@ -15,8 +15,8 @@
 //! Uses nothing else of the crate.
 
 pub mod auth;
-pub mod drain;
 pub mod describe;
+pub mod drain;
 pub mod level;
 pub mod routing;
 pub mod schedule;

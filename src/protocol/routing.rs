@@ -133,11 +133,19 @@ pub enum Heard {
     /// Known already, nothing changed (a heartbeat).
     Nothing,
     /// A new routable instance, or a new address for one.
-    Routable { timestamp_ms: i64, address: Ipv4Addr },
+    Routable {
+        timestamp_ms: i64,
+        address: Ipv4Addr,
+    },
     /// Its first DOWN. `routed`: it was in the table, and is now draining there.
-    Draining { timestamp_ms: i64, routed: bool },
+    Draining {
+        timestamp_ms: i64,
+        routed: bool,
+    },
     /// Its first DOWN, as the only ready server: held ready until another is.
-    Held { timestamp_ms: i64 },
+    Held {
+        timestamp_ms: i64,
+    },
 }
 
 /// An instance that left the table.
@@ -154,7 +162,9 @@ enum Life {
     /// Said DOWN while the only ready server: ready until another is.
     Held,
     /// Draining since the table of this generation.
-    Draining { since: u64 },
+    Draining {
+        since: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -340,6 +350,13 @@ impl Router {
         gone
     }
 
+    /// Whether the table has a server that takes new requests.
+    pub fn has_ready(&self) -> bool {
+        self.instances
+            .values()
+            .any(|i| i.address.is_some() && matches!(i.life, Life::Routable | Life::Held))
+    }
+
     pub fn table(&self) -> RouteTable {
         let mut servers: Vec<RouteServer> = self
             .instances
@@ -481,7 +498,10 @@ mod tests {
         let mut r = Router::new(rules());
         r.hear(&message(1, "10.77.0.2", "UP"), 0);
         r.applied(r.generation());
-        assert_eq!(r.hear(&message(1, "10.77.0.2", "DOWN"), 5), Heard::Held { timestamp_ms: 1 });
+        assert_eq!(
+            r.hear(&message(1, "10.77.0.2", "DOWN"), 5),
+            Heard::Held { timestamp_ms: 1 }
+        );
         assert_eq!(r.table().servers[0].state, ServerState::Ready);
         assert!(!r.drained(1));
         assert_eq!(r.hear(&message(1, "10.77.0.2", "DOWN"), 105), Heard::Nothing);

@@ -156,8 +156,13 @@ mod tests {
         assert_eq!(message.service_name, "api");
         assert_eq!(message.name().as_deref(), Some("haproxy@edge"));
         let mut verifier = Verifier::new(secret, 30_000);
-        assert_eq!(verifier.check_extension(&packet, message.extension.as_ref(), 5_000), Ok(()));
-        assert!(verifier.check_extension(&packet, message.extension.as_ref(), 5_001).is_err());
+        assert_eq!(
+            verifier.check_extension(&packet, message.extension.as_ref(), 5_000),
+            Ok(())
+        );
+        assert!(verifier
+            .check_extension(&packet, message.extension.as_ref(), 5_001)
+            .is_err());
     }
 
     #[test]
