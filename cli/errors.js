@@ -16,4 +16,13 @@ function exitCodeOf(error) {
   return EXIT.failure
 }
 
-module.exports = { UsageError, Failure, EXIT, exitCodeOf }
+/**
+ * A whole number given as text (a flag's value or a variable's), or a
+ * UsageError naming where it came from: `${name} must be ${what}; got '…'`.
+ */
+function wholeNumber(text, name, { what = 'a whole number', min = 0 } = {}) {
+  if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`${name} must be ${what}; got '${text}'`)
+  return Number(text)
+}
+
+module.exports = { UsageError, Failure, EXIT, exitCodeOf, wholeNumber }

@@ -4,7 +4,7 @@
 // handover-complete file itself.
 
 const { HandoverPeer } = require('../../index.js')
-const { UsageError } = require('../errors')
+const { wholeNumber } = require('../errors')
 const { resolveChannels, libraryOptions, describeChannel, pick, setting } = require('../settings')
 const { parseTimestamp } = require('../timestamp')
 const { isoDate } = require('../format')
@@ -47,8 +47,7 @@ const options = {
 
 function interval(value) {
   if (value === undefined) return undefined
-  if (!/^\d+$/.test(value)) throw new UsageError(`--interval must be a whole number of milliseconds; got '${value}'`)
-  return Number(value)
+  return wholeNumber(value, '--interval', { what: 'a whole number of milliseconds' })
 }
 
 async function run(flags) {

@@ -5,7 +5,7 @@
 
 const { HandoverRouter } = require('../../index.js')
 const { adapterFor } = require('../../adapters')
-const { UsageError } = require('../errors')
+const { UsageError, wholeNumber } = require('../errors')
 const { untilSignal } = require('../sending')
 const { CLI_LOG_LEVEL } = require('../settings')
 
@@ -82,12 +82,12 @@ const PROXY_FLAGS = {
   nginx: ['upstream-file', 'upstream', 'reload', 'confirm-port'],
 }
 
+/** A whole-number flag, else (when one is named) its variable; undefined when neither is set. */
 function integer(flags, flag, variable, env) {
-  const text = flags[flag] !== undefined ? flags[flag] : env[variable]
-  if (text === undefined || String(text).trim() === '') return undefined
-  const source = flags[flag] !== undefined ? `--${flag}` : variable
-  if (!/^\d+$/.test(String(text).trim())) throw new UsageError(`${source} must be a whole number; got '${text}'`)
-  return Number(text)
+  if (flags[flag] !== undefined) return wholeNumber(flags[flag], `--${flag}`)
+  const text = variable ? env[variable] : undefined
+  if (text === undefined || text.trim() === '') return undefined
+  return wholeNumber(text.trim(), variable)
 }
 
 /** The router's options from flags, then the CLI's own variables; the library reads its usual ones itself. */
@@ -104,12 +104,12 @@ function routerOptions(flags, env) {
     servicePort,
     subnets,
     interfaceAddress: flags.interface,
-    networkPort: integer(flags, 'status-port', 'HANDOVER_STATUS_PORT', {}),
+    networkPort: integer(flags, 'status-port'),
     statusBroadcastAddress: flags['status-address'],
-    routerPort: integer(flags, 'router-port', 'HANDOVER_ROUTER_PORT', {}),
+    routerPort: integer(flags, 'router-port'),
     name: flags.name,
-    upPeriodMs: integer(flags, 'up-period', '', {}),
-    reconcileMs: integer(flags, 'reconcile', '', {}),
+    upPeriodMs: integer(flags, 'up-period'),
+    reconcileMs: integer(flags, 'reconcile'),
     logLevel: flags['log-level'] || (env.LOGLEVEL ? undefined : CLI_LOG_LEVEL),
   }
   return Object.fromEntries(Object.entries(picked).filter(([, value]) => value !== undefined))

@@ -5,7 +5,7 @@
 
 const dgram = require('node:dgram')
 const { describePacket } = require('../../index.js')
-const { UsageError, Failure, EXIT } = require('../errors')
+const { Failure, EXIT, wholeNumber } = require('../errors')
 const { resolveChannels, describeChannel } = require('../settings')
 const { summary, asJson, localTime } = require('../format')
 const { handoverOptions, statusOptions, networkOptions, helpFor } = require('./channel-options')
@@ -38,10 +38,7 @@ const options = {
 
 function positiveInteger(value, flag) {
   if (value === undefined) return undefined
-  if (!/^\d+$/.test(value) || Number(value) < 1) {
-    throw new UsageError(`--${flag} must be a whole number of at least 1; got '${value}'`)
-  }
-  return Number(value)
+  return wholeNumber(value, `--${flag}`, { what: 'a whole number of at least 1', min: 1 })
 }
 
 /** Channels that share a port share a socket: two sockets on one port would print each packet twice. */
