@@ -469,6 +469,35 @@ test('HAProxy plan (no HAProxy needed): the order is ready, then drain, then mai
     expect(error.message).toMatch(/^Caddy has no config object with "@id": "api"; tag the reverse_proxy handler/)
   })
 
+  test("a change that removes an upstream is confirmed only once Caddy's old servers had settleMs to stop", async () => {
+    // Caddy answers the change while requests it routed to the removed upstream just before
+    // may still be on their way (seen under load: an instance that closed at once cut them).
+    const adapter = CADDY.adapter({ settleMs: 400 })
+    await adapter.apply(table(server('one', 'ready'), server('two', 'ready')))
+    const started = Date.now()
+    await adapter.apply(table(server('two', 'ready')))
+    expect(Date.now() - started).toBeGreaterThanOrEqual(395)
+    expect(await CADDY.state()).toEqual(['127.0.0.3:48001 ready'])
+    // The same table again (a retry, a reconcile) finds Caddy as it should be and waits out the rest.
+    const removedAt = adapter.removedAt
+    await adapter.apply(table(server('two', 'ready')))
+    expect(Date.now() - removedAt).toBeGreaterThanOrEqual(395)
+  })
+
+  test('settleMs is whole milliseconds, as an option or HANDOVER_CADDY_SETTLE_MS', () => {
+    for (const bad of [-1, 1.5, '1e3', 'soon', 60_001]) {
+      expect(() => new CaddyAdapter({ settleMs: bad })).toThrow(expect.objectContaining({ code: 'ERR_HANDOVER_PROXY', message: expect.stringMatching(/^Caddy settleMs \(HANDOVER_CADDY_SETTLE_MS\) must be whole milliseconds/) }))
+    }
+    expect(new CaddyAdapter({ settleMs: 0 }).settleMs).toBe(0)
+    expect(new CaddyAdapter().settleMs).toBe(100)
+    process.env.HANDOVER_CADDY_SETTLE_MS = '40'
+    try {
+      expect(new CaddyAdapter().settleMs).toBe(40)
+    } finally {
+      delete process.env.HANDOVER_CADDY_SETTLE_MS
+    }
+  })
+
   test('a handler with no upstreams key at all gets one', async () => {
     const config = JSON.parse(fs.readFileSync(path.join(dir, 'caddy.json'), 'utf8'))
     delete config.apps.http.servers.app.routes[0].handle[0].upstreams

@@ -156,5 +156,7 @@ test('usage errors exit 2 and say what is missing', () => {
   expect(run('haproxy', '--service', 'api').stderr).toMatch(/--service-port N/)
   expect(run('haproxy', '--service', 'api', '--service-port', 'x').stderr).toMatch(/whole number/)
   expect(run('nginx', '--service', 'api', '--service-port', '80', '--socket', 's').stderr).toMatch(/--socket is for haproxy/)
+  expect(run('haproxy', '--service', 'api', '--service-port', '80', '--settle', '100').stderr).toMatch(/--settle is for caddy/)
+  expect(run('caddy', '--service', 'api', '--service-port', '80', '--settle', '0.5').stderr).toMatch(/--settle must be a whole number; got '0\.5'/)
   expect(run('haproxy', '--service', 'api', '--service-port', '80', '--subnet', '10.0.0.0/77').stderr).toMatch(/prefix length/)
 })

@@ -12,12 +12,24 @@
 // the upstreams. That is graceful: Caddy swaps the config while requests on
 // the old one run to their end. Replacing the list is one atomic change, so
 // a new server is routable at the very moment an old one stops being.
+//
+// A change that removes an upstream is not yet a confirmed drain when Caddy
+// answers it: requests Caddy routed there just before are still on their
+// way (its old servers finish in the background, and under load a proxied
+// request can take milliseconds to be written), and an instance that closes
+// its idle connections at once would cut them (seen under load: 502, EOF or
+// a reset on Caddy's pooled connection). Caddy shows no count of them once
+// the upstream left its config, so such an apply resolves `settleMs` after
+// Caddy took the change.
 
 const http = require('node:http')
 const { Adapter, proxyError, routable, endpoint } = require('./common')
 
 const DEFAULT_ADMIN = 'http://127.0.0.1:2019'
 const TIMEOUT_MS = 5000
+const SETTLE_MS = 100
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 class CaddyAdapter extends Adapter {
   constructor(options = {}) {
@@ -26,6 +38,9 @@ class CaddyAdapter extends Adapter {
     this.admin = String(options.admin || env.HANDOVER_CADDY_ADMIN || DEFAULT_ADMIN).replace(/\/+$/, '')
     this.id = String(options.id || env.HANDOVER_CADDY_ID || 'handover')
     this.timeoutMs = options.timeoutMs || TIMEOUT_MS
+    this.settleMs = settleTime(options.settleMs ?? env.HANDOVER_CADDY_SETTLE_MS)
+    // When Caddy last took a change that removed an upstream.
+    this.removedAt = -Infinity
     this.path = `/id/${encodeURIComponent(this.id)}/upstreams`
     // unix//run/caddy/admin.sock as Caddy writes a unix admin address; else http://host:port
     const unix = /^unix\/(\/.+)$/.exec(this.admin)
@@ -49,15 +64,24 @@ class CaddyAdapter extends Adapter {
   async applyNow(table) {
     const current = await this.upstreams()
     const dials = routable(table).map(endpoint)
-    if (sameDials(current, dials)) return // already so: one GET
+    if (sameDials(current, dials)) return this.settled() // already so: one GET
+    const removes = (current || []).some((u) => !u || !dials.includes(u.dial))
     // A kept upstream keeps the fields the user gave it (max_requests, …).
     const list = dials.map((dial) => (current || []).find((u) => u && u.dial === dial) || { dial })
     // PATCH replaces the list; PUT creates it when the handler had none.
     await this.request(current ? 'PATCH' : 'PUT', this.path, list)
+    if (removes) this.removedAt = Date.now()
     const now = await this.upstreams()
     if (!sameDials(now, dials)) {
       throw proxyError(`Caddy did not take the change: upstreams of "@id": "${this.id}" are ${JSON.stringify(now)}, expected ${JSON.stringify(dials)}`)
     }
+    await this.settled()
+  }
+
+  /** Resolves once requests routed before the last change that removed an upstream had `settleMs` to get there. */
+  async settled() {
+    const left = this.removedAt + this.settleMs - Date.now()
+    if (left > 0) await sleep(left)
   }
 
   /** The handler's upstreams, or null when it has none yet. */
@@ -109,6 +133,16 @@ class CaddyAdapter extends Adapter {
   unreachable(error) {
     return proxyError(`cannot reach Caddy's admin API at ${this.admin}: ${error.message}; is Caddy running with its admin endpoint there ("admin": {"listen": ...} in its config, or HANDOVER_CADDY_ADMIN)?`, error)
   }
+}
+
+/** settleMs (option or HANDOVER_CADDY_SETTLE_MS): whole milliseconds, default SETTLE_MS. */
+function settleTime(value) {
+  if (value === undefined || value === null || value === '') return SETTLE_MS
+  const ms = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value
+  if (!Number.isInteger(ms) || ms < 0 || ms > 60_000) {
+    throw proxyError(`Caddy settleMs (HANDOVER_CADDY_SETTLE_MS) must be whole milliseconds from 0 to 60000; got ${JSON.stringify(value)}`)
+  }
+  return ms
 }
 
 function sameDials(upstreams, dials) {

@@ -14,6 +14,11 @@ export interface CaddyAdapterOptions {
   admin?: string
   /** The `@id` of the reverse_proxy handler. Env HANDOVER_CADDY_ID; default 'handover'. */
   id?: string
+  /**
+   * After a change that removes an upstream, how long apply() gives requests Caddy routed there
+   * before the change to arrive, before it resolves. Env HANDOVER_CADDY_SETTLE_MS; default 100.
+   */
+  settleMs?: number
   timeoutMs?: number
 }
 

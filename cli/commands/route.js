@@ -40,6 +40,9 @@ HAProxy (Runtime API; see docs/ROUTING.md for the backend's server-template):
 Caddy (admin API; the reverse_proxy handler tagged "@id"):
   --admin URL           admin endpoint (HANDOVER_CADDY_ADMIN; default http://127.0.0.1:2019)
   --id ID               the handler's @id (HANDOVER_CADDY_ID; default handover)
+  --settle MS           after a change that removes an upstream, give requests
+                        Caddy routed there before it this long to arrive, then
+                        confirm (HANDOVER_CADDY_SETTLE_MS; default 100)
 nginx (an upstream file, then a graceful reload):
   --upstream-file F     the file nginx includes (HANDOVER_NGINX_UPSTREAM_FILE)
   --upstream NAME       upstream block name (HANDOVER_NGINX_UPSTREAM; default app)
@@ -69,6 +72,7 @@ const options = {
   backend: { type: 'string' },
   admin: { type: 'string' },
   id: { type: 'string' },
+  settle: { type: 'string' },
   'upstream-file': { type: 'string' },
   upstream: { type: 'string' },
   reload: { type: 'string' },
@@ -78,7 +82,7 @@ const options = {
 /** Which flags belong to which proxy: another proxy's flag is a mistake worth saying. */
 const PROXY_FLAGS = {
   haproxy: ['socket', 'backend'],
-  caddy: ['admin', 'id'],
+  caddy: ['admin', 'id', 'settle'],
   nginx: ['upstream-file', 'upstream', 'reload', 'confirm-port'],
 }
 
@@ -123,7 +127,7 @@ function adapterOptions(kind, flags) {
   }
   return {
     haproxy: { socket: flags.socket, backend: flags.backend },
-    caddy: { admin: flags.admin, id: flags.id },
+    caddy: { admin: flags.admin, id: flags.id, settleMs: integer(flags, 'settle') },
     nginx: { file: flags['upstream-file'], upstream: flags.upstream, reload: flags.reload, confirmPort: flags['confirm-port'] },
   }[kind]
 }
