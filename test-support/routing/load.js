@@ -21,13 +21,14 @@
 // byte of a response (ECONNRESET, socket hang up) is sent again once, on a
 // new connection, as
 // standard HTTP clients do (RFC 9112 §9.3.1; Node documents the same with
-// `request.reusedSocket`): it counts as `retried` with the second attempt's
+// `request.reusedSocket`): it counts as `retried` with the next attempt's
 // outcome, never as failed, and the count is reported. A new connection
 // the proxy resets before any byte of the answer is sent again once too, as
 // an idempotent GET may be (RFC 9110 §9.2.2; Caddy 2.6 resets a few
-// connections it accepts while it swaps its config): counted apart, as
-// `resetNewConnection` (records' `retried` is 1 for the first kind, 2 for
-// this one), so a report can tell the two.
+// connections it accepts while it swaps its config, and a hand-over swaps it
+// twice within milliseconds, so one request can meet both kinds): counted
+// apart, as `resetNewConnection`. Records' `retried` has bit 1 for the first
+// kind and bit 2 for this one, so a report can tell the two.
 //
 // stdout, one JSON object per line:
 //   { event: 'first', backend, at, sentAt, wroteAt }  the first answer from each backend
@@ -93,10 +94,11 @@ async function one(sentAt) {
   let retried = 0
   // How a failure began: the first attempt's outcome, and whether its connection was a reused one.
   const first = result.outcome === 'ok' ? null : `${result.outcome}${result.reused ? ' (reused connection)' : ' (new connection)'}`
-  if (result.retryable) {
-    retried = result.retryable
-    // On a new connection, as RFC 9112 §9.3.1 has it: the pool's other idle connections to the
-    // same proxy process may be closing too (an nginx worker that quits closes all of its idle ones).
+  // Each kind of reset is sent again at most once, on a new connection, as RFC 9112 §9.3.1 has
+  // it: the pool's other idle connections to the same proxy process may be closing too (an nginx
+  // worker that quits closes all of its idle ones).
+  while (result.retryable && !(retried & result.retryable)) {
+    retried |= result.retryable
     result = await attempt(true)
   }
   const ms = now() - sentAt

@@ -216,8 +216,8 @@ function summarize({ proxy, mode, handovers, rate, records, timeline, routerEven
     if (outcome === 'ok') ok += 1
     else if (outcome.startsWith('http:')) non2xx += 1
     else failed += 1
-    if (again === 1) retried += 1
-    if (again === 2) resetNewConnection += 1
+    if (again & 1) retried += 1
+    if (again & 2) resetNewConnection += 1
   }
   // A handover runs from v(n+1)'s start until the proxy converged (the first of `settle` ok requests in a row).
   const windows = timeline.map((t) => [t.spawnAt, t.settledSince ?? t.goneAt + 1000])
