@@ -3,7 +3,8 @@
 // (HANDOVER_NATIVE_LIBRARY_PATH: our own name, since napi-rs's generic
 // NAPI_RS_NATIVE_LIBRARY_PATH is read by every napi-rs addon in the process,
 // Jest's module resolver among them), a build in this folder (a git checkout),
-// then the prebuilt per-platform package. glibc and musl builds are told
+// then the prebuilt per-platform package: first in the folder beside this
+// one, where npm installs it, then by name, wherever Node finds it. glibc and musl builds are told
 // apart by trying to load them, which costs nothing when the first one
 // fits (the generic napi-rs loader reads /usr/bin/ldd on every require).
 // Only when nothing loads does it look at the machine more closely, to say
@@ -25,16 +26,59 @@ function missed(request, error) {
   attempts.push({ request, what: request.startsWith('./') ? 'a local build' : 'the prebuilt package', error })
 }
 
+const fs = require('fs')
+const path = require('path')
+
 /**
  * Whether a local build (a git checkout's `npm run build`) is there: a
- * stat, where a require() that fails builds an error with a stack (about
- * 0.4 ms of every require() of an installed package).
+ * stat that throws nothing when the file is missing, where a require() that
+ * fails builds an error with a stack (about 0.4 ms of every require() of an
+ * installed package).
  */
 function isLocalBuild(file) {
   try {
-    return require('fs').statSync(require('path').join(__dirname, file)).isFile()
+    const stats = fs.statSync(path.join(__dirname, file), { throwIfNoEntry: false })
+    return stats !== undefined && stats.isFile()
   } catch (error) {
+    // No __dirname: an ES module bundle.
     return false
+  }
+}
+
+/** The `name` and `version` of the package.json in `folder`, or null when it cannot be read. */
+function manifest(folder) {
+  try {
+    const { name, version } = JSON.parse(fs.readFileSync(path.join(folder, 'package.json'), 'utf8'))
+    return { name, version }
+  } catch (error) {
+    return null
+  }
+}
+
+/**
+ * The binary of the platform package `name`, taken from where npm and pnpm
+ * install it, beside this package's folder (node_modules/handover-native-*
+ * next to node_modules/handover-native): two package.json files read and
+ * the binary required by its path. This spares the require() of the
+ * package name Node's search for it (node_modules folders walked, the
+ * package's package.json parsed, its main resolved): about half a
+ * millisecond of every require() of an installed package. MISSED,
+ * silently, whenever that is not a package of our version there that loads
+ * (a bundle, another layout, another version, a damaged binary): the
+ * require() of the package name that follows then searches, and reports,
+ * as before.
+ */
+function besideUs(name, file) {
+  if (looksBundled()) return MISSED
+  const folder = path.join(__dirname, '..', name)
+  const theirs = manifest(folder)
+  if (theirs === null || theirs.name !== name) return MISSED
+  const ours = manifest(__dirname)
+  if (ours === null || theirs.version !== ours.version) return MISSED
+  try {
+    return requireAtRunTime(path.join(folder, file))
+  } catch (error) {
+    return MISSED
   }
 }
 
@@ -63,8 +107,6 @@ function packageVersions(name) {
     return null
   } else {
     try {
-      const fs = require('fs')
-      const path = require('path')
       const version = (folder) => JSON.parse(fs.readFileSync(path.join(folder, 'package.json'), 'utf8')).version
       // The package's main is its binary, at its top (npm/*/package.json):
       // the module just loaded says where, without resolving the name again.
@@ -92,7 +134,7 @@ function requireAtRunTime(request) {
 
 function loadExplicit(explicit) {
   // Relative to the working directory, as any path in the environment is.
-  const request = require('path').resolve(explicit)
+  const request = path.resolve(explicit)
   try {
     return requireAtRunTime(request)
   } catch (error) {
@@ -103,127 +145,167 @@ function loadExplicit(explicit) {
 
 // Each require() sits in a try block of its own: bundlers treat a module
 // they cannot find there as optional (only the binaries of the platform that
-// built the bundle exist there) rather than failing the build.
+// built the bundle exist there) rather than failing the build. One function
+// per platform, so that V8 compiles only the one that runs.
 function loadForPlatform() {
   const { platform, arch } = process
-  if (platform === 'linux' && arch === 'x64') {
-    if (isLocalBuild('handover.linux-x64-gnu.node')) {
-      try {
-        return require('./handover.linux-x64-gnu.node')
-      } catch (error) {
-        missed('./handover.linux-x64-gnu.node', error)
-      }
-    } else {
-      missed('./handover.linux-x64-gnu.node', absent('./handover.linux-x64-gnu.node'))
-    }
+  if (platform === 'linux' && arch === 'x64') return linuxX64()
+  else if (platform === 'linux' && arch === 'arm64') return linuxArm64()
+  else if (platform === 'linux' && arch === 'arm') return linuxArm()
+  else if (platform === 'darwin' && arch === 'x64') return darwinX64()
+  else if (platform === 'darwin' && arch === 'arm64') return darwinArm64()
+  else if (platform === 'win32' && arch === 'x64') return win32X64()
+  return MISSED
+}
+
+function linuxX64() {
+  if (isLocalBuild('handover.linux-x64-gnu.node')) {
     try {
-      return prebuilt(require('handover-native-linux-x64-gnu'), 'handover-native-linux-x64-gnu')
+      return require('./handover.linux-x64-gnu.node')
     } catch (error) {
-      missed('handover-native-linux-x64-gnu', error)
+      missed('./handover.linux-x64-gnu.node', error)
     }
-    if (isLocalBuild('handover.linux-x64-musl.node')) {
-      try {
-        return require('./handover.linux-x64-musl.node')
-      } catch (error) {
-        missed('./handover.linux-x64-musl.node', error)
-      }
-    } else {
-      missed('./handover.linux-x64-musl.node', absent('./handover.linux-x64-musl.node'))
-    }
+  } else {
+    missed('./handover.linux-x64-gnu.node', absent('./handover.linux-x64-gnu.node'))
+  }
+  let beside = besideUs('handover-native-linux-x64-gnu', 'handover.linux-x64-gnu.node')
+  if (beside !== MISSED) return beside
+  try {
+    return prebuilt(require('handover-native-linux-x64-gnu'), 'handover-native-linux-x64-gnu')
+  } catch (error) {
+    missed('handover-native-linux-x64-gnu', error)
+  }
+  if (isLocalBuild('handover.linux-x64-musl.node')) {
     try {
-      return prebuilt(require('handover-native-linux-x64-musl'), 'handover-native-linux-x64-musl')
+      return require('./handover.linux-x64-musl.node')
     } catch (error) {
-      missed('handover-native-linux-x64-musl', error)
+      missed('./handover.linux-x64-musl.node', error)
     }
-  } else if (platform === 'linux' && arch === 'arm64') {
-    if (isLocalBuild('handover.linux-arm64-gnu.node')) {
-      try {
-        return require('./handover.linux-arm64-gnu.node')
-      } catch (error) {
-        missed('./handover.linux-arm64-gnu.node', error)
-      }
-    } else {
-      missed('./handover.linux-arm64-gnu.node', absent('./handover.linux-arm64-gnu.node'))
-    }
+  } else {
+    missed('./handover.linux-x64-musl.node', absent('./handover.linux-x64-musl.node'))
+  }
+  beside = besideUs('handover-native-linux-x64-musl', 'handover.linux-x64-musl.node')
+  if (beside !== MISSED) return beside
+  try {
+    return prebuilt(require('handover-native-linux-x64-musl'), 'handover-native-linux-x64-musl')
+  } catch (error) {
+    missed('handover-native-linux-x64-musl', error)
+  }
+  return MISSED
+}
+
+function linuxArm64() {
+  if (isLocalBuild('handover.linux-arm64-gnu.node')) {
     try {
-      return prebuilt(require('handover-native-linux-arm64-gnu'), 'handover-native-linux-arm64-gnu')
+      return require('./handover.linux-arm64-gnu.node')
     } catch (error) {
-      missed('handover-native-linux-arm64-gnu', error)
+      missed('./handover.linux-arm64-gnu.node', error)
     }
-    if (isLocalBuild('handover.linux-arm64-musl.node')) {
-      try {
-        return require('./handover.linux-arm64-musl.node')
-      } catch (error) {
-        missed('./handover.linux-arm64-musl.node', error)
-      }
-    } else {
-      missed('./handover.linux-arm64-musl.node', absent('./handover.linux-arm64-musl.node'))
-    }
+  } else {
+    missed('./handover.linux-arm64-gnu.node', absent('./handover.linux-arm64-gnu.node'))
+  }
+  let beside = besideUs('handover-native-linux-arm64-gnu', 'handover.linux-arm64-gnu.node')
+  if (beside !== MISSED) return beside
+  try {
+    return prebuilt(require('handover-native-linux-arm64-gnu'), 'handover-native-linux-arm64-gnu')
+  } catch (error) {
+    missed('handover-native-linux-arm64-gnu', error)
+  }
+  if (isLocalBuild('handover.linux-arm64-musl.node')) {
     try {
-      return prebuilt(require('handover-native-linux-arm64-musl'), 'handover-native-linux-arm64-musl')
+      return require('./handover.linux-arm64-musl.node')
     } catch (error) {
-      missed('handover-native-linux-arm64-musl', error)
+      missed('./handover.linux-arm64-musl.node', error)
     }
-  } else if (platform === 'linux' && arch === 'arm') {
-    if (isLocalBuild('handover.linux-arm-gnueabihf.node')) {
-      try {
-        return require('./handover.linux-arm-gnueabihf.node')
-      } catch (error) {
-        missed('./handover.linux-arm-gnueabihf.node', error)
-      }
-    } else {
-      missed('./handover.linux-arm-gnueabihf.node', absent('./handover.linux-arm-gnueabihf.node'))
-    }
+  } else {
+    missed('./handover.linux-arm64-musl.node', absent('./handover.linux-arm64-musl.node'))
+  }
+  beside = besideUs('handover-native-linux-arm64-musl', 'handover.linux-arm64-musl.node')
+  if (beside !== MISSED) return beside
+  try {
+    return prebuilt(require('handover-native-linux-arm64-musl'), 'handover-native-linux-arm64-musl')
+  } catch (error) {
+    missed('handover-native-linux-arm64-musl', error)
+  }
+  return MISSED
+}
+
+function linuxArm() {
+  if (isLocalBuild('handover.linux-arm-gnueabihf.node')) {
     try {
-      return prebuilt(require('handover-native-linux-arm-gnueabihf'), 'handover-native-linux-arm-gnueabihf')
+      return require('./handover.linux-arm-gnueabihf.node')
     } catch (error) {
-      missed('handover-native-linux-arm-gnueabihf', error)
+      missed('./handover.linux-arm-gnueabihf.node', error)
     }
-  } else if (platform === 'darwin' && arch === 'x64') {
-    if (isLocalBuild('handover.darwin-x64.node')) {
-      try {
-        return require('./handover.darwin-x64.node')
-      } catch (error) {
-        missed('./handover.darwin-x64.node', error)
-      }
-    } else {
-      missed('./handover.darwin-x64.node', absent('./handover.darwin-x64.node'))
-    }
+  } else {
+    missed('./handover.linux-arm-gnueabihf.node', absent('./handover.linux-arm-gnueabihf.node'))
+  }
+  const beside = besideUs('handover-native-linux-arm-gnueabihf', 'handover.linux-arm-gnueabihf.node')
+  if (beside !== MISSED) return beside
+  try {
+    return prebuilt(require('handover-native-linux-arm-gnueabihf'), 'handover-native-linux-arm-gnueabihf')
+  } catch (error) {
+    missed('handover-native-linux-arm-gnueabihf', error)
+  }
+  return MISSED
+}
+
+function darwinX64() {
+  if (isLocalBuild('handover.darwin-x64.node')) {
     try {
-      return prebuilt(require('handover-native-darwin-x64'), 'handover-native-darwin-x64')
+      return require('./handover.darwin-x64.node')
     } catch (error) {
-      missed('handover-native-darwin-x64', error)
+      missed('./handover.darwin-x64.node', error)
     }
-  } else if (platform === 'darwin' && arch === 'arm64') {
-    if (isLocalBuild('handover.darwin-arm64.node')) {
-      try {
-        return require('./handover.darwin-arm64.node')
-      } catch (error) {
-        missed('./handover.darwin-arm64.node', error)
-      }
-    } else {
-      missed('./handover.darwin-arm64.node', absent('./handover.darwin-arm64.node'))
-    }
+  } else {
+    missed('./handover.darwin-x64.node', absent('./handover.darwin-x64.node'))
+  }
+  const beside = besideUs('handover-native-darwin-x64', 'handover.darwin-x64.node')
+  if (beside !== MISSED) return beside
+  try {
+    return prebuilt(require('handover-native-darwin-x64'), 'handover-native-darwin-x64')
+  } catch (error) {
+    missed('handover-native-darwin-x64', error)
+  }
+  return MISSED
+}
+
+function darwinArm64() {
+  if (isLocalBuild('handover.darwin-arm64.node')) {
     try {
-      return prebuilt(require('handover-native-darwin-arm64'), 'handover-native-darwin-arm64')
+      return require('./handover.darwin-arm64.node')
     } catch (error) {
-      missed('handover-native-darwin-arm64', error)
+      missed('./handover.darwin-arm64.node', error)
     }
-  } else if (platform === 'win32' && arch === 'x64') {
-    if (isLocalBuild('handover.win32-x64-msvc.node')) {
-      try {
-        return require('./handover.win32-x64-msvc.node')
-      } catch (error) {
-        missed('./handover.win32-x64-msvc.node', error)
-      }
-    } else {
-      missed('./handover.win32-x64-msvc.node', absent('./handover.win32-x64-msvc.node'))
-    }
+  } else {
+    missed('./handover.darwin-arm64.node', absent('./handover.darwin-arm64.node'))
+  }
+  const beside = besideUs('handover-native-darwin-arm64', 'handover.darwin-arm64.node')
+  if (beside !== MISSED) return beside
+  try {
+    return prebuilt(require('handover-native-darwin-arm64'), 'handover-native-darwin-arm64')
+  } catch (error) {
+    missed('handover-native-darwin-arm64', error)
+  }
+  return MISSED
+}
+
+function win32X64() {
+  if (isLocalBuild('handover.win32-x64-msvc.node')) {
     try {
-      return prebuilt(require('handover-native-win32-x64-msvc'), 'handover-native-win32-x64-msvc')
+      return require('./handover.win32-x64-msvc.node')
     } catch (error) {
-      missed('handover-native-win32-x64-msvc', error)
+      missed('./handover.win32-x64-msvc.node', error)
     }
+  } else {
+    missed('./handover.win32-x64-msvc.node', absent('./handover.win32-x64-msvc.node'))
+  }
+  const beside = besideUs('handover-native-win32-x64-msvc', 'handover.win32-x64-msvc.node')
+  if (beside !== MISSED) return beside
+  try {
+    return prebuilt(require('handover-native-win32-x64-msvc'), 'handover-native-win32-x64-msvc')
+  } catch (error) {
+    missed('handover-native-win32-x64-msvc', error)
   }
   return MISSED
 }
@@ -236,7 +318,7 @@ function loadForPlatform() {
  */
 function looksBundled() {
   if (typeof __webpack_require__ === 'function') return true
-  return typeof __filename !== 'string' || !/[\\/]binding\.js$/.test(__filename)
+  return typeof __filename !== 'string' || !(__filename.endsWith('/binding.js') || __filename.endsWith('\\binding.js'))
 }
 
 function load() {

@@ -182,6 +182,74 @@ describe('the platform package must be the same version as handover-native', () 
   })
 })
 
+describe('installed as npm installs it: the platform package beside handover-native in node_modules', () => {
+  const ours = require('../package.json').version
+
+  /** node_modules/handover-native (our JS and a package.json of our version) in the temp folder; its folder. */
+  function installOurs() {
+    const folder = path.join(dir, 'node_modules', 'handover-native')
+    fs.mkdirSync(folder, { recursive: true })
+    for (const file of ['index.js', 'router.js', 'binding.js', 'binding-errors.js']) fs.copyFileSync(path.join(ROOT, file), path.join(folder, file))
+    fs.writeFileSync(path.join(folder, 'package.json'), JSON.stringify({ name: 'handover-native', version: ours, main: 'index.js' }))
+    return folder
+  }
+
+  /** Requires the installed package in a child: what loaded (or the error), and every name Node was asked to resolve. */
+  function requireInstalled() {
+    const script = `
+      const Module = require('node:module')
+      const resolve = Module._resolveFilename
+      const requests = []
+      Module._resolveFilename = function (request, ...rest) {
+        requests.push(request)
+        return resolve.call(this, request, ...rest)
+      }
+      let result
+      try {
+        const loaded = require('handover-native')
+        const binaries = Object.keys(require.cache).filter((file) => file.endsWith('.node'))
+        result = { loaded: true, exports: Object.keys(loaded), binaries }
+      } catch (error) {
+        result = { code: error.code, message: error.message }
+      }
+      console.log(JSON.stringify({ ...result, requests }))`
+    const out = execFileSync(process.execPath, ['-e', script], { cwd: dir, env: cleanEnv(), encoding: 'utf8' })
+    return JSON.parse(out.trim().split('\n').pop())
+  }
+
+  test('the binary is taken from the package beside ours by its path, without a search for the package name', () => {
+    if (process.platform !== 'linux' || !builtBinary()) return
+    installOurs()
+    const platform = installPlatformPackage(ours)
+    const result = requireInstalled()
+    expect(result).toMatchObject({ loaded: true, exports: expect.arrayContaining(['HandoverPeer', 'HandoverRouter']) })
+    expect(result.binaries).toEqual([path.join(fs.realpathSync(dir), 'node_modules', `handover-native-${platform}`, `handover.${platform}.node`)])
+    expect(result.requests).not.toContain(`handover-native-${platform}`)
+  })
+
+  test('a package beside ours of another version is refused, as when found by name', () => {
+    if (process.platform !== 'linux' || !builtBinary()) return
+    installOurs()
+    const platform = installPlatformPackage('0.0.1-old')
+    const result = requireInstalled()
+    expect(result.code).toBe('ERR_HANDOVER_BINARY_VERSION')
+    expect(result.message).toContain(`handover-native-${platform} is version 0.0.1-old, but handover-native is ${ours}`)
+  })
+
+  test('one of another version beside ours gives way to the right one Node finds by name (nested in ours)', () => {
+    if (process.platform !== 'linux' || !builtBinary()) return
+    const folder = installOurs()
+    const platform = installPlatformPackage('0.0.1-old')
+    const nested = path.join(folder, 'node_modules', `handover-native-${platform}`)
+    fs.mkdirSync(nested, { recursive: true })
+    fs.writeFileSync(path.join(nested, 'package.json'), JSON.stringify({ name: `handover-native-${platform}`, version: ours, main: `handover.${platform}.node` }))
+    fs.copyFileSync(builtBinary(), path.join(nested, `handover.${platform}.node`))
+    const result = requireInstalled()
+    expect(result).toMatchObject({ loaded: true })
+    expect(result.binaries).toEqual([path.join(fs.realpathSync(nested), `handover.${platform}.node`)])
+  })
+})
+
 describe('a relative HANDOVER_NATIVE_LIBRARY_PATH', () => {
   test('is taken from the working directory, not from the folder of binding.js', () => {
     if (!builtBinary()) return
