@@ -7,12 +7,14 @@
 const { EventEmitter } = require('node:events')
 const native = require('./binding.js')
 
-const ENVIRONMENT_VARIABLES = native.environmentVariables()
+/** The names of the variables the configuration reads: asked of the native side at the first use, not at load. */
+let environmentVariables = null
 
 /** The part of an environment the configuration reads (process.env at construction, as the original). */
 function pick(env) {
+  if (environmentVariables === null) environmentVariables = native.environmentVariables()
   const picked = {}
-  for (const name of ENVIRONMENT_VARIABLES) {
+  for (const name of environmentVariables) {
     const value = env[name]
     if (typeof value === 'string') picked[name] = value
   }
@@ -572,15 +574,32 @@ function settingDescriptions() {
   return native.settingDescriptions()
 }
 
-const HandoverRouter = require('./router.js')({
-  native,
-  call,
-  environment,
-  logSinkFor,
-  argumentError,
-  describe,
-  errorText,
-})
+/** What HandoverRouter's constructor runs, once router.js is loaded. */
+let constructRouter = null
+
+/**
+ * Follows the status channel of one service and keeps a proxy in step
+ * through an adapter. Its methods and the rest of it are in router.js,
+ * loaded at the first `new HandoverRouter()`: require('handover-native') of
+ * a service that only hands over reads, compiles and runs none of it.
+ */
+class HandoverRouter extends EventEmitter {
+  constructor(adapter, options) {
+    super()
+    if (constructRouter === null) {
+      constructRouter = require('./router.js')(HandoverRouter, {
+        native,
+        call,
+        environment,
+        logSinkFor,
+        argumentError,
+        describe,
+        errorText,
+      })
+    }
+    constructRouter(this, adapter, options)
+  }
+}
 
 module.exports = {
   HandoverPeer,

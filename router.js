@@ -4,14 +4,20 @@
 // and nginx). The state machine and the sockets are native
 // (src/channel/router.rs); this forwards the native side's requests to the
 // adapter and its answers back, and turns changes into events.
-
-const { EventEmitter } = require('node:events')
+//
+// Loaded at the first `new HandoverRouter()` (index.js holds the class,
+// empty until then), not by require('handover-native'): most services only
+// hand over, and never route.
 
 const STRING_OPTIONS = ['serviceName', 'statusBroadcastAddress', 'interfaceAddress', 'name', 'secret', 'logLevel']
 const NUMBER_OPTIONS = ['servicePort', 'networkPort', 'routerPort', 'upPeriodMs', 'reconcileMs']
 
-/** Builds the class over the helpers index.js owns (errors, environment, logging). */
-module.exports = function routerClass({ native, call, environment, logSinkFor, argumentError, describe, errorText }) {
+/**
+ * Gives index.js's (empty) class HandoverRouter its methods, over the
+ * helpers index.js owns (errors, environment, logging); returns what its
+ * constructor runs.
+ */
+module.exports = function defineRouter(HandoverRouter, { native, call, environment, logSinkFor, argumentError, describe, errorText }) {
   /** Only the options the native side reads, each of the right type, so napi never has to refuse one. */
   function routerOptions(options) {
     if (options === undefined || options === null) return {}
@@ -39,29 +45,31 @@ module.exports = function routerClass({ native, call, environment, logSinkFor, a
     return picked
   }
 
-  class HandoverRouter extends EventEmitter {
-    /**
-     * @param adapter `{ apply(table): Promise<void>, close?(): Promise<void>, describe?(): string }`
-     * @param options see index.d.ts (HandoverRouterOptions)
-     */
-    constructor(adapter, options) {
-      super()
-      if (!adapter || typeof adapter.apply !== 'function') {
-        throw argumentError(`adapter must be an object with an apply(table) method; got ${describe(adapter)}`)
-      }
-      const picked = routerOptions(options)
-      // node:os only here: require() of the package stays free of it.
-      const os = require('node:os')
-      const contextId = `router ${picked.name || os.hostname()}`
-      const logSink = logSinkFor(options && options.logger, contextId)
-      Object.defineProperty(this, '_native', {
-        value: call(() => new native.NativeRouter(picked, environment(), os.hostname(), contextId, logSink)),
-      })
-      Object.defineProperty(this, '_adapter', { value: adapter })
-      this._closed = false
-      this.subnets = []
+  /**
+   * The constructor's work, on `router` (a HandoverRouter whose
+   * EventEmitter is set up).
+   * @param adapter `{ apply(table): Promise<void>, close?(): Promise<void>, describe?(): string }`
+   * @param options see index.d.ts (HandoverRouterOptions)
+   */
+  function construct(router, adapter, options) {
+    if (!adapter || typeof adapter.apply !== 'function') {
+      throw argumentError(`adapter must be an object with an apply(table) method; got ${describe(adapter)}`)
     }
+    const picked = routerOptions(options)
+    // node:os only here: require() of the package stays free of it.
+    const os = require('node:os')
+    const contextId = `router ${picked.name || os.hostname()}`
+    const logSink = logSinkFor(options && options.logger, contextId)
+    Object.defineProperty(router, '_native', {
+      value: call(() => new native.NativeRouter(picked, environment(), os.hostname(), contextId, logSink)),
+    })
+    Object.defineProperty(router, '_adapter', { value: adapter })
+    router._closed = false
+    router.subnets = []
+  }
 
+  /** The methods, as a class body; copied onto HandoverRouter.prototype below. */
+  class Methods {
     /** Starts following the status channel. Resolves once listening; apply failures are retried and reported as events. */
     start() {
       this.subnets = call(() => this._native.start((event) => this._event(event)))
@@ -117,5 +125,8 @@ module.exports = function routerClass({ native, call, environment, logSinkFor, a
     }
   }
 
-  return HandoverRouter
+  const methods = Object.getOwnPropertyDescriptors(Methods.prototype)
+  delete methods.constructor
+  Object.defineProperties(HandoverRouter.prototype, methods)
+  return construct
 }
