@@ -574,30 +574,52 @@ function settingDescriptions() {
   return native.settingDescriptions()
 }
 
-/** What HandoverRouter's constructor runs, once router.js is loaded. */
-let constructRouter = null
+/** router.js's part of HandoverRouter, loaded at the first `new HandoverRouter()`. */
+let routerWork = null
+function routerPart() {
+  if (routerWork === null) {
+    routerWork = require('./router.js')({ native, call, environment, logSinkFor, argumentError, describe, errorText })
+  }
+  return routerWork
+}
 
 /**
  * Follows the status channel of one service and keeps a proxy in step
- * through an adapter. Its methods and the rest of it are in router.js,
- * loaded at the first `new HandoverRouter()`: require('handover-native') of
- * a service that only hands over reads, compiles and runs none of it.
+ * through an adapter. The work is in router.js, loaded at the first
+ * `new HandoverRouter()`: require('handover-native') of a service that only
+ * hands over reads and compiles none of it.
  */
 class HandoverRouter extends EventEmitter {
+  /**
+   * @param adapter `{ apply(table): Promise<void>, close?(): Promise<void>, describe?(): string }`
+   * @param options see index.d.ts (HandoverRouterOptions)
+   */
   constructor(adapter, options) {
     super()
-    if (constructRouter === null) {
-      constructRouter = require('./router.js')(HandoverRouter, {
-        native,
-        call,
-        environment,
-        logSinkFor,
-        argumentError,
-        describe,
-        errorText,
-      })
-    }
-    constructRouter(this, adapter, options)
+    routerPart().construct(this, adapter, options)
+  }
+
+  /** Starts following the status channel. Resolves once listening; apply failures are retried and reported as events. */
+  start() {
+    return routerPart().start(this)
+  }
+
+  /** 16 hex digits: this router in HELLO and DRAINED, and in drain reports. */
+  get id() {
+    return this._native.id
+  }
+
+  /** The route table as last handed to the adapter, or null before the first. */
+  table() {
+    return this._native.table()
+  }
+
+  stats() {
+    return this._native.stats()
+  }
+
+  close() {
+    return routerPart().close(this)
   }
 }
 

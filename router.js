@@ -5,19 +5,18 @@
 // (src/channel/router.rs); this forwards the native side's requests to the
 // adapter and its answers back, and turns changes into events.
 //
-// Loaded at the first `new HandoverRouter()` (index.js holds the class,
-// empty until then), not by require('handover-native'): most services only
-// hand over, and never route.
+// Loaded at the first `new HandoverRouter()` (index.js holds the class and
+// its methods, which call these), not by require('handover-native'): most
+// services only hand over, and never route.
 
 const STRING_OPTIONS = ['serviceName', 'statusBroadcastAddress', 'interfaceAddress', 'name', 'secret', 'logLevel']
 const NUMBER_OPTIONS = ['servicePort', 'networkPort', 'routerPort', 'upPeriodMs', 'reconcileMs']
 
 /**
- * Gives index.js's (empty) class HandoverRouter its methods, over the
- * helpers index.js owns (errors, environment, logging); returns what its
- * constructor runs.
+ * The router's work over the helpers index.js owns (errors, environment,
+ * logging): { construct, start, close }, each taking the HandoverRouter.
  */
-module.exports = function defineRouter(HandoverRouter, { native, call, environment, logSinkFor, argumentError, describe, errorText }) {
+module.exports = function routerPart({ native, call, environment, logSinkFor, argumentError, describe, errorText }) {
   /** Only the options the native side reads, each of the right type, so napi never has to refuse one. */
   function routerOptions(options) {
     if (options === undefined || options === null) return {}
@@ -68,65 +67,44 @@ module.exports = function defineRouter(HandoverRouter, { native, call, environme
     router.subnets = []
   }
 
-  /** The methods, as a class body; copied onto HandoverRouter.prototype below. */
-  class Methods {
-    /** Starts following the status channel. Resolves once listening; apply failures are retried and reported as events. */
-    start() {
-      this.subnets = call(() => this._native.start((event) => this._event(event)))
-      const where = typeof this._adapter.describe === 'function' ? ` for ${this._adapter.describe()}` : ''
-      this._native.log('info', `routing ${this.subnets.join(', ')}${where}`)
-      return Promise.resolve(this)
-    }
-
-    /** 16 hex digits: this router in HELLO and DRAINED, and in drain reports. */
-    get id() {
-      return this._native.id
-    }
-
-    /** The route table as last handed to the adapter, or null before the first. */
-    table() {
-      return this._native.table()
-    }
-
-    stats() {
-      return this._native.stats()
-    }
-
-    async close() {
-      if (this._closed) return
-      this._closed = true
-      call(() => this._native.close())
-      if (typeof this._adapter.close === 'function') await this._adapter.close()
-    }
-
-    _event(event) {
-      if (this._closed) return
-      if (event.kind === 'apply') {
-        this._apply(event.table)
-        return
-      }
-      // Told once: to the 'change' listeners, or else to the log.
-      if (this.listenerCount('change') > 0) this.emit('change', event.line, event)
-      else this._native.log(event.kind === 'unreachable' ? 'warning' : 'info', event.line)
-    }
-
-    async _apply(table) {
-      try {
-        await this._adapter.apply(table)
-      } catch (error) {
-        if (this._closed) return
-        this._native.failed(table.generation, error && error.message ? error.message : errorText(error))
-        if (this.listenerCount('error') > 0) this.emit('error', error)
-        return
-      }
-      if (this._closed) return
-      this._native.applied(table.generation)
-      this.emit('applied', table)
-    }
+  function start(router) {
+    router.subnets = call(() => router._native.start((event) => onEvent(router, event)))
+    const where = typeof router._adapter.describe === 'function' ? ` for ${router._adapter.describe()}` : ''
+    router._native.log('info', `routing ${router.subnets.join(', ')}${where}`)
+    return Promise.resolve(router)
   }
 
-  const methods = Object.getOwnPropertyDescriptors(Methods.prototype)
-  delete methods.constructor
-  Object.defineProperties(HandoverRouter.prototype, methods)
-  return construct
+  async function close(router) {
+    if (router._closed) return
+    router._closed = true
+    call(() => router._native.close())
+    if (typeof router._adapter.close === 'function') await router._adapter.close()
+  }
+
+  function onEvent(router, event) {
+    if (router._closed) return
+    if (event.kind === 'apply') {
+      apply(router, event.table)
+      return
+    }
+    // Told once: to the 'change' listeners, or else to the log.
+    if (router.listenerCount('change') > 0) router.emit('change', event.line, event)
+    else router._native.log(event.kind === 'unreachable' ? 'warning' : 'info', event.line)
+  }
+
+  async function apply(router, table) {
+    try {
+      await router._adapter.apply(table)
+    } catch (error) {
+      if (router._closed) return
+      router._native.failed(table.generation, error && error.message ? error.message : errorText(error))
+      if (router.listenerCount('error') > 0) router.emit('error', error)
+      return
+    }
+    if (router._closed) return
+    router._native.applied(table.generation)
+    router.emit('applied', table)
+  }
+
+  return { construct, start, close }
 }

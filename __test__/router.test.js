@@ -310,6 +310,22 @@ test("routers do not disturb a listener that, like handover-lib 0.2.3's, throws 
   }
 })
 
+test("require() leaves router.js unread until the first HandoverRouter; the class has its methods all along", async () => {
+  expect(Object.getOwnPropertyNames(HandoverRouter.prototype).sort()).toEqual(['close', 'constructor', 'id', 'start', 'stats', 'table'])
+  const script = [
+    "const path = require('node:path')",
+    "const loaded = () => Object.keys(require.cache).some((f) => path.basename(f) === 'router.js')",
+    "const { HandoverRouter } = require('./index.js')",
+    'const before = loaded()',
+    "const router = new HandoverRouter({ apply: async () => {} }, { serviceName: 'api', servicePort: 8080, subnets: ['127.0.0.0/8'] })",
+    'console.log(JSON.stringify({ before, after: loaded(), instance: router instanceof HandoverRouter }))',
+  ].join('\n')
+  const out = await new Promise((resolve, reject) =>
+    execFile(process.execPath, ['-e', script], { cwd: require('node:path').join(__dirname, '..') }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
+  )
+  expect(JSON.parse(out)).toEqual({ before: false, after: true, instance: true })
+})
+
 test('bad arguments are refused at the call, with codes', () => {
   const p = ports()
   const adapter = recordingAdapter()
