@@ -321,24 +321,29 @@ export interface HandoverSetting {
 
 /** Packet counters of a peer or a status channel. */
 export interface HandoverStats {
-  /** Packets received on the listening socket. */
+  /**
+   * Packets received on the listening socket (status: and on the router
+   * port, once `drain()` or a router's HELLO bound it).
+   */
   received: number
   /** Announcements from a younger instance (status: messages delivered). */
   accepted: number
-  /** Packets that were not a valid message. */
+  /** Packets that were not a valid message (status: router packets too). */
   malformed: number
   /** Announcements from an older or same-age instance. */
   older: number
   /** Announcements scoped to another service. */
   otherService: number
-  /** Unsigned or forged announcements while a secret is set. */
+  /** Unsigned or forged announcements (status: router messages) while a secret is set. */
   unauthenticated: number
-  /** Signed announcements that were stale or already seen. */
+  /** Signed announcements (status: router messages) that were stale or already seen. */
   replayed: number
   /** Our own announcements, looped back. */
   own: number
   /** Status messages dropped because JS did not keep up (the queue to it was full). */
   undelivered: number
+  /** Status channel: routers' HELLO and DRAINED messages taken. */
+  fromRouters: number
   /** Packets sent. */
   sent: number
   /** Packets that could not be sent. */

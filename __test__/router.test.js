@@ -217,12 +217,20 @@ test('with a secret, an instance ignores an unsigned DRAINED: a forged acknowled
   forged.write('api', 18)
   let settled = false
   draining.then(() => (settled = true))
-  await sendRaw(p.router, [forged, forged, forged], GROUP)
+  const before = v1.stats()
+  await sendRaw(p.router, [forged, forged, forged, Buffer.from('not a router message')], GROUP)
   await sleep(300)
   expect(settled).toBe(false)
+  // Dropped and counted, as every bad packet is.
+  const after = v1.stats()
+  expect(after.unauthenticated - before.unauthenticated).toBe(3)
+  expect(after.malformed - before.malformed).toBe(1)
   adapter.release()
   const report = await draining
   expect(report.acknowledged.map((a) => a.id)).toEqual([r.id])
+  // The router's own HELLO and DRAINED, signed, were taken.
+  expect(v1.stats().fromRouters).toBeGreaterThanOrEqual(2)
+  expect(v1.stats().unauthenticated).toBe(after.unauthenticated)
 })
 
 test("the last ready server's drain is held until another instance is ready", async () => {

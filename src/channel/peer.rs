@@ -44,7 +44,7 @@ use crate::io::complete;
 use crate::io::log::{Level, Logger};
 use crate::io::net::{Drain, Interface, NextRead, Packet};
 use crate::io::uv::{Readiness, Then, Watch};
-use crate::protocol::auth::{Refusal, Signer, Verifier, DEFAULT_REPLAY_WINDOW_MS};
+use crate::protocol::auth::{Signer, Verifier, DEFAULT_REPLAY_WINDOW_MS};
 use crate::protocol::schedule;
 use crate::protocol::seniority::{judge, Identity, Verdict};
 use crate::protocol::wire::{self, ExtensionFields, Freshness};
@@ -639,10 +639,8 @@ impl Classifier {
             }
         };
         if let Some(verifier) = &mut self.verifier {
-            match verifier.check(packet.bytes, &announcement, now_ms) {
-                Ok(()) => {}
-                Err(Refusal::Replayed) => return (Outcome::Replayed, 0),
-                Err(Refusal::Unsigned | Refusal::Forged) => return (Outcome::Unauthenticated, 0),
+            if let Err(refusal) = verifier.check(packet.bytes, &announcement, now_ms) {
+                return (Outcome::from(refusal), 0);
             }
         }
         let outcome = match judge(&core.identity, &announcement) {

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use crate::io::net::Refused;
+use crate::protocol::auth::Refusal;
 
 /// What happened to each received packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,9 +22,20 @@ pub enum Outcome {
     Own,
     /// Status channel: a valid message dropped because the queue to JS was full.
     Undelivered,
+    /// Status channel: a router's HELLO or DRAINED, taken.
+    FromRouter,
 }
 
-const OUTCOMES: usize = 9;
+const OUTCOMES: usize = 10;
+
+impl From<Refusal> for Outcome {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Replayed => Outcome::Replayed,
+            Refusal::Unsigned | Refusal::Forged => Outcome::Unauthenticated,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -58,6 +70,7 @@ pub struct Snapshot {
     pub replayed: u64,
     pub own: u64,
     pub undelivered: u64,
+    pub from_routers: u64,
     pub sent: u64,
     pub send_errors: u64,
     /// Optional socket options the OS refused on the listening socket.
@@ -99,6 +112,7 @@ impl Stats {
             replayed: o(Outcome::Replayed),
             own: o(Outcome::Own),
             undelivered: o(Outcome::Undelivered),
+            from_routers: o(Outcome::FromRouter),
             sent: self.sent.load(Relaxed),
             send_errors: self.send_errors.load(Relaxed),
             refused_options: Refused(self.refused_options.load(Relaxed)),

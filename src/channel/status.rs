@@ -337,10 +337,12 @@ impl Core {
                 }
             };
             let mut news = false;
+            let mut tally = Tally::default();
             for packet in packets {
                 let message = match decode_router(packet.bytes) {
                     Ok(message) => message,
                     Err(reason) => {
+                        tally.count(Outcome::Malformed);
                         malformed_log.dropped(&self.routers.log, "router packet", packet.from, reason);
                         continue;
                     }
@@ -352,6 +354,7 @@ impl Core {
                         clock::wall_now_ms(),
                     );
                     if let Err(refusal) = checked {
+                        tally.count(Outcome::from(refusal));
                         malformed_log.dropped(
                             &self.routers.log,
                             "router packet",
@@ -361,6 +364,7 @@ impl Core {
                         continue;
                     }
                 }
+                tally.count(Outcome::FromRouter);
                 let now_ms = clock::wall_now_ms();
                 news |= self
                     .heard
@@ -368,6 +372,8 @@ impl Core {
                     .expect("routers heard")
                     .hear(&message, *packet.from.ip(), now_ms);
             }
+            // One set of counters per status channel: stats() reads the status endpoint's.
+            self.endpoint.stats.add(&tally);
             if news {
                 self.router_news.notify_waiters();
             }

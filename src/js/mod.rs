@@ -32,24 +32,27 @@ use errors::Failure;
 /// Packet counters of a peer or a status channel.
 #[napi(object)]
 pub struct HandoverStats {
-    /// Packets received on the listening socket.
+    /// Packets received on the listening socket (status: and on the router
+    /// port, once `drain()` or a router's HELLO bound it).
     pub received: i64,
     /// Announcements from a younger instance (status: messages delivered).
     pub accepted: i64,
-    /// Packets that were not a valid message.
+    /// Packets that were not a valid message (status: router packets too).
     pub malformed: i64,
     /// Announcements from an older or same-age instance.
     pub older: i64,
     /// Announcements scoped to another service.
     pub other_service: i64,
-    /// Unsigned or forged announcements while a secret is set.
+    /// Unsigned or forged announcements (status: router messages) while a secret is set.
     pub unauthenticated: i64,
-    /// Signed announcements that were stale or already seen.
+    /// Signed announcements (status: router messages) that were stale or already seen.
     pub replayed: i64,
     /// Our own announcements, looped back.
     pub own: i64,
     /// Status messages dropped because JS did not keep up (the queue to it was full).
     pub undelivered: i64,
+    /// Status channel: routers' HELLO and DRAINED messages taken.
+    pub from_routers: i64,
     /// Packets sent.
     pub sent: i64,
     /// Packets that could not be sent.
@@ -72,6 +75,7 @@ impl From<Snapshot> for HandoverStats {
             replayed: n(s.replayed),
             own: n(s.own),
             undelivered: n(s.undelivered),
+            from_routers: n(s.from_routers),
             sent: n(s.sent),
             send_errors: n(s.send_errors),
             refused_socket_options: s.refused_options.options().map(|o| o.name().to_string()).collect(),
