@@ -6,7 +6,10 @@
 // handover-lib and with ours as a plain drop-in. test-support/routing/
 // holds the scenario; everything runs in private namespaces.
 
+const fs = require('node:fs')
+const path = require('node:path')
 const { runScenario } = require('../../test-support/routing/scenario.js')
+const { timelineSvg } = require('../lib/timeline-svg.js')
 const { missing } = require('../../test-support/routing/proxies.js')
 const { topologyProblem } = require('../../test-support/netns.js')
 
@@ -64,6 +67,21 @@ function rows(proxy, routed, against, column) {
   ]
 }
 
+/** docs/routing-<proxy>.svg: the runs' request timelines, one lane each; returns the note that shows it. */
+function drawTimeline(proxy, handovers, { routed, original, plain }) {
+  const lanes = [
+    ['ours, routed (HandoverRouter, status.drain())', routed],
+    ['handover-lib, no router', original],
+    ['ours as a plain drop-in, no router', plain],
+  ]
+    .filter(([, run]) => run && run.lane)
+    .map(([label, run]) => ({ label, ...run.lane }))
+  const file = `routing-${proxy}.svg`
+  const title = `${handovers} consecutive handovers behind ${NAMES[proxy]} under 300 requests/s`
+  fs.writeFileSync(path.join(__dirname, '..', '..', 'docs', file), timelineSvg({ title, lanes }))
+  return `Every request of these runs, over time (each lane its own time scale): ![request timeline behind ${NAMES[proxy]}](${file})`
+}
+
 async function routing(ctx) {
   const problem = topologyProblem()
   const proxies = ctx.quick ? ['haproxy'] : ['haproxy', 'caddy', 'nginx']
@@ -118,6 +136,7 @@ async function routing(ctx) {
           'Confirming at Caddy\'s answer met the 50 ms target and failed a request in 4 of 6 load runs.',
       )
     }
+    if (!ctx.quick) notes.push(drawTimeline(proxy, handovers, { routed, original, plain }))
     const raw = { routed, original, plain }
     const mainRows = rows(proxy, routed, original, COLUMN_ORIGINAL)
     const plainRows = plain ? rows(proxy, routed, plain, COLUMN_PLAIN) : null

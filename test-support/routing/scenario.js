@@ -203,8 +203,32 @@ function spread(values) {
   return { n: sorted.length, p50: round(percentile(sorted, 0.5)), p99: round(percentile(sorted, 0.99)), max: round(sorted[sorted.length - 1] ?? null) }
 }
 
+/**
+ * Time slices of a run's request records ([sentAt ms, latency ms, outcome, …]):
+ * { durationS, bins }, at most `slices` of them, each at least 100 ms.
+ */
+function binRecords(records, startedAt, slices = 600) {
+  if (records.length === 0) return { durationS: 0, bins: [] }
+  const end = records.reduce((latest, r) => Math.max(latest, r[0] + r[1]), startedAt)
+  const width = Math.max(100, Math.ceil((end - startedAt) / slices))
+  const byIndex = new Map()
+  for (const [sentAt, ms, outcome] of records) {
+    const index = Math.floor((sentAt - startedAt) / width)
+    let bin = byIndex.get(index)
+    if (!bin) byIndex.set(index, (bin = { t: roundTenth(((index + 0.5) * width) / 1000), n: 0, bad: 0, min: Infinity, max: 0 }))
+    bin.n += 1
+    if (outcome !== 'ok') bin.bad += 1
+    else {
+      bin.min = Math.min(bin.min, ms)
+      bin.max = Math.max(bin.max, ms)
+    }
+  }
+  const bins = [...byIndex.values()].sort((a, b) => a.t - b.t).map((b) => (b.min === Infinity ? { ...b, min: 0 } : { ...b, min: roundTenth(b.min), max: roundTenth(b.max) }))
+  return { durationS: roundTenth((end - startedAt) / 1000), bins }
+}
+
 /** Figures from the client's records and the timeline. */
-function summarize({ proxy, mode, handovers, rate, records, timeline, routerEvents }) {
+function summarize({ proxy, mode, handovers, rate, startedAt, records, timeline, routerEvents }) {
   const outcomes = {}
   let ok = 0
   let failed = 0
@@ -263,9 +287,13 @@ function summarize({ proxy, mode, handovers, rate, records, timeline, routerEven
     failureSpanMs: spread(failureSpans),
     handoverTimeouts: timeline.filter((t) => t.timedOut).length,
     failureSamples,
+    // For a drawing (benchmark/lib/timeline-svg.js): time slices, and when each new instance was ready.
+    lane: { ...binRecords(records, startedAt), marks: timeline.map((t) => roundTenth((t.readyAt - startedAt) / 1000)) },
     timeline,
     routerEvents,
   }
 }
+
+const roundTenth = (v) => Math.round(v * 10) / 10
 
 module.exports = { runScenario, summarize }
