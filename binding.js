@@ -45,7 +45,11 @@ function isLocalBuild(file) {
   }
 }
 
-/** The `name` and `version` of the package.json in `folder`, or null when it cannot be read. */
+/**
+ * The `name` and `version` of the package.json in `folder`, read as a file
+ * (cheaper than require() of JSON, which Node would set up for this one
+ * use), or null when it cannot be read.
+ */
 function manifest(folder) {
   try {
     const { name, version } = JSON.parse(fs.readFileSync(path.join(folder, 'package.json'), 'utf8'))
@@ -53,6 +57,13 @@ function manifest(folder) {
   } catch (error) {
     return null
   }
+}
+
+let ours
+/** This package's manifest, read once whichever platform packages are tried. */
+function ownManifest() {
+  if (ours === undefined) ours = manifest(__dirname)
+  return ours
 }
 
 /**
@@ -73,8 +84,8 @@ function besideUs(name, file) {
   const folder = path.join(__dirname, '..', name)
   const theirs = manifest(folder)
   if (theirs === null || theirs.name !== name) return MISSED
-  const ours = manifest(__dirname)
-  if (ours === null || theirs.version !== ours.version) return MISSED
+  const own = ownManifest()
+  if (own === null || theirs.version !== own.version) return MISSED
   try {
     return requireAtRunTime(path.join(folder, file))
   } catch (error) {
@@ -98,21 +109,20 @@ function prebuilt(binding, name) {
 
 /**
  * { ours, theirs }: the versions in our package.json and in the platform
- * package's, read as files (cheaper than require() of JSON, which Node would
- * set up for this one use); null where they cannot be read, as inside a
- * bundle (there the bundler took both from one node_modules).
+ * package's; null where they cannot be read, as inside a bundle (there the
+ * bundler took both from one node_modules).
  */
 function packageVersions(name) {
   if (typeof __webpack_require__ === 'function') {
     return null
   } else {
     try {
-      const version = (folder) => JSON.parse(fs.readFileSync(path.join(folder, 'package.json'), 'utf8')).version
       // The package's main is its binary, at its top (npm/*/package.json):
       // the module just loaded says where, without resolving the name again.
       const loaded = module.children.find((child) => child.filename.includes(name))
-      const folder = loaded ? path.dirname(loaded.filename) : path.dirname(require.resolve(name))
-      return { ours: version(__dirname), theirs: version(folder) }
+      const theirs = manifest(loaded ? path.dirname(loaded.filename) : path.dirname(require.resolve(name)))
+      const own = ownManifest()
+      return own && theirs ? { ours: own.version, theirs: theirs.version } : null
     } catch (error) {
       return null
     }

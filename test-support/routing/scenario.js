@@ -32,6 +32,7 @@ const HANDOVER_TIMEOUT_MS = 20_000
 const SETTLE_TIMEOUT_MS = 30_000
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const roundTenth = (v) => Math.round(v * 10) / 10
 
 /** Resolves with predicate()'s first truthy value, polled every 2 ms; rejects after timeoutMs. */
 async function until(predicate, timeoutMs, what) {
@@ -199,7 +200,7 @@ function percentile(sorted, p) {
 
 function spread(values) {
   const sorted = values.filter((v) => v !== null && v !== undefined).sort((a, b) => a - b)
-  const round = (v) => (v === null ? null : Math.round(v * 10) / 10)
+  const round = (v) => (v === null ? null : roundTenth(v))
   return { n: sorted.length, p50: round(percentile(sorted, 0.5)), p99: round(percentile(sorted, 0.99)), max: round(sorted[sorted.length - 1] ?? null) }
 }
 
@@ -294,6 +295,5 @@ function summarize({ proxy, mode, handovers, rate, startedAt, records, timeline,
   }
 }
 
-const roundTenth = (v) => Math.round(v * 10) / 10
 
 module.exports = { runScenario, summarize }
